@@ -1,0 +1,70 @@
+import { Publisher } from 'zeromq';
+import { Codec, PROTOCOL_VERSION, type BusMessage, type Unstamped } from '@polybot/protocol';
+import { prepareEndpoint } from './endpoints.js';
+import { silentLogger, type BusLogger } from './log.js';
+import { SendQueue } from './send-queue.js';
+
+export interface PublisherOptions {
+  endpoint: string;
+  /** `bind` for an owned stream (prices.pub), `connect` for the shared events forwarder (events.in). */
+  mode: 'bind' | 'connect';
+  /** Publisher id stamped on every message (`src`). */
+  src: string;
+  sendHighWaterMark?: number;
+  /** Messages waiting for ZeroMQ beyond this are dropped and counted. */
+  maxQueue?: number;
+  /** Validate outbound messages against their schema (a failing one is a bug and is not sent). */
+  validate?: boolean;
+  log?: BusLogger;
+}
+
+/** PUB socket stamping the envelope with a per-publisher sequence number for gap detection. */
+export class BusPublisher {
+  private readonly sock: Publisher;
+  private readonly codec = new Codec();
+  private readonly queue: SendQueue;
+  private readonly log: BusLogger;
+  private seq = 0;
+  invalid = 0;
+
+  constructor(private readonly opts: PublisherOptions) {
+    this.log = opts.log ?? silentLogger;
+    this.sock = new Publisher({ sendHighWaterMark: opts.sendHighWaterMark ?? 10_000, linger: 500 });
+    this.queue = new SendQueue(this.sock, opts.maxQueue ?? 100_000, (err) =>
+      this.log.warn({ err, endpoint: opts.endpoint }, 'publish failed'),
+    );
+  }
+
+  async start(): Promise<void> {
+    if (this.opts.mode === 'bind') {
+      prepareEndpoint(this.opts.endpoint);
+      await this.sock.bind(this.opts.endpoint);
+    } else {
+      this.sock.connect(this.opts.endpoint);
+    }
+  }
+
+  /** Stamps and queues a message; returns false if it was invalid or the queue was full. */
+  publish<M extends BusMessage>(topic: string, msg: Unstamped<M>): boolean {
+    const full = { ...msg, v: PROTOCOL_VERSION, src: this.opts.src, seq: this.seq + 1, ts: Date.now() } as BusMessage;
+    if (this.opts.validate !== false) {
+      const problem = this.codec.check(full);
+      if (problem) {
+        this.invalid++;
+        if (this.invalid <= 5) this.log.error({ topic, problem }, 'refusing to publish an invalid message');
+        return false;
+      }
+    }
+    this.seq++;
+    return this.queue.enqueue(this.codec.encode(topic, full));
+  }
+
+  get stats() {
+    return { seq: this.seq, sent: this.queue.sent, dropped: this.queue.dropped, queued: this.queue.length, invalid: this.invalid };
+  }
+
+  async close(drainMs = 1000): Promise<void> {
+    await this.queue.drain(drainMs);
+    this.sock.close();
+  }
+}

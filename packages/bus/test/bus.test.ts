@@ -1,0 +1,229 @@
+import { join } from 'node:path';
+import { statSync } from 'node:fs';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Publisher, Push, Reply } from 'zeromq';
+import { encode } from '@msgpack/msgpack';
+import { topics, type PriceMessage, type SignalMessage, type StatusMessage, type Unstamped } from '@polybot/protocol';
+import { tempDataDir, waitFor, sleep } from '@polybot/testkit';
+import {
+  BusError,
+  BusPublisher,
+  BusPuller,
+  BusPusher,
+  BusReplier,
+  BusRequester,
+  BusSubscriber,
+  Forwarder,
+  RpcFailure,
+  resolveEndpoints,
+  type Endpoints,
+} from '../src/index.js';
+
+let tmp: ReturnType<typeof tempDataDir>;
+let ep: Endpoints;
+const closers: Array<() => Promise<void> | void> = [];
+
+beforeEach(() => {
+  tmp = tempDataDir('pbbus');
+  ep = resolveEndpoints(tmp.dir);
+});
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c();
+  tmp.cleanup();
+});
+
+const price = (token: string, bid: number): Unstamped<PriceMessage> => ({
+  type: 'price', token_id: token, market: '0xabc', bid, ask: bid + 0.01, mid: bid + 0.005, bid_size: 10, ask_size: 12, venue_ts: Date.now(),
+});
+
+/** Publishes until the subscriber sees something: the slow-joiner window is real. */
+async function joined(pub: BusPublisher, sub: { received: number }, topic: string, msg: Unstamped<PriceMessage>) {
+  await waitFor(() => {
+    pub.publish(topic, msg);
+    return sub.received > 0;
+  }, { what: 'subscriber to join' });
+}
+
+describe('PUB/SUB', () => {
+  it('delivers validated messages by topic prefix and stamps the envelope', async () => {
+    const pub = new BusPublisher({ endpoint: ep['prices.pub'], mode: 'bind', src: 'scanner' });
+    await pub.start();
+    closers.push(() => pub.close());
+    const got: PriceMessage[] = [];
+    const sub = new BusSubscriber({ endpoints: [ep['prices.pub']], topics: ['price.1'], onMessage: (m) => void got.push(m as PriceMessage) });
+    sub.start();
+    closers.push(() => sub.close());
+    await joined(pub, sub, topics.price('1'), price('1', 0.4));
+    pub.publish(topics.price('2'), price('2', 0.3)); // not subscribed
+    pub.publish(topics.price('1'), price('1', 0.41));
+    const last = await waitFor(() => got.find((m) => m.bid === 0.41));
+    expect(last).toMatchObject({ type: 'price', token_id: '1', v: 1, src: 'scanner' });
+    expect(last.seq).toBeGreaterThan(1);
+    expect(got.every((m) => m.token_id === '1')).toBe(true);
+    expect(statSync(join(tmp.dir, 'ipc')).mode & 0o777).toBe(0o700);
+  });
+
+  it('refuses to publish a message that breaks its schema', async () => {
+    const pub = new BusPublisher({ endpoint: ep['prices.pub'], mode: 'bind', src: 'scanner' });
+    await pub.start();
+    closers.push(() => pub.close());
+    expect(pub.publish('price.1', { ...price('1', 0.4), bid: 7 })).toBe(false);
+    expect(pub.stats.invalid).toBe(1);
+    expect(pub.stats.seq).toBe(0);
+  });
+
+  it('counts malformed frames by reason without stopping, and detects sequence gaps', async () => {
+    const raw = new Publisher();
+    prepare(ep['prices.pub']);
+    await raw.bind(ep['prices.pub']);
+    closers.push(() => raw.close());
+    const good: PriceMessage[] = [];
+    const gaps: number[] = [];
+    const sub = new BusSubscriber({
+      endpoints: [ep['prices.pub']], topics: [''], onMessage: (m) => void good.push(m as PriceMessage), onGap: (_s, n) => void gaps.push(n),
+    });
+    sub.start();
+    closers.push(() => sub.close());
+    const valid = (seq: number) => encode({ ...price('9', 0.5), v: 1, src: 'x', seq, ts: 1 });
+    await waitFor(async () => {
+      await raw.send(['price.9', valid(1)]);
+      return good.length > 0;
+    });
+    const bad: Array<[string, Uint8Array]> = [
+      ['price.9', new Uint8Array([0xc1])], // never-used msgpack byte
+      ['price.9', new Uint8Array([0xdb, 0xff, 0xff, 0xff, 0xff])], // 4 GB string header
+      ['price.9', encode([1, 2, 3])],
+      ['price.9', encode({ type: 'nope', v: 1, src: 'x', seq: 1, ts: 1 })],
+      ['price.9', encode({ ...price('9', 0.5), bid: 'high', v: 1, src: 'x', seq: 1, ts: 1 })],
+      ['book.9', valid(2)], // a price on a book topic
+      ['price.9', encode({ ...price('9', 0.5), v: 99, src: 'x', seq: 1, ts: 1 })],
+    ];
+    for (const [t, p] of bad) await raw.send([t, p]);
+    await raw.send(['price.9', valid(50)]);
+    await waitFor(() => good.length >= 2);
+    const s = sub.stats;
+    expect(s.invalid).toBe(bad.length);
+    expect(Object.keys(s.invalid_by_code).sort()).toEqual(['msgpack', 'not_map', 'schema', 'topic_mismatch', 'unknown_type', 'version'].sort());
+    expect(sub.gaps).toBeGreaterThan(0);
+    expect(gaps.at(-1)).toBe(50 - good.at(-2)!.seq - 1);
+  });
+});
+
+function prepare(endpoint: string) {
+  // Same directory rules as the wrappers (raw sockets in tests bind directly).
+  return import('../src/endpoints.js').then((m) => m.prepareEndpoint(endpoint));
+}
+
+describe('events forwarder', () => {
+  it('merges many publishers into one stream', async () => {
+    const fwd = new Forwarder({ frontend: ep['events.in'], backend: ep['events.pub'] });
+    await fwd.start();
+    closers.push(() => fwd.stop());
+    const got: StatusMessage[] = [];
+    const sub = new BusSubscriber({ endpoints: [ep['events.pub']], topics: ['status.'], onMessage: (m) => void got.push(m as StatusMessage) });
+    sub.start();
+    closers.push(() => sub.close());
+    const pubs = ['a', 'b'].map((src) => new BusPublisher({ endpoint: ep['events.in'], mode: 'connect', src }));
+    for (const p of pubs) {
+      await p.start();
+      closers.push(() => p.close());
+    }
+    const status = (service: string): Unstamped<StatusMessage> => ({
+      type: 'status', service, state: 'running', since: 1, pid: 1, interval_ms: 1000, metrics: { x: 1 },
+    });
+    await waitFor(() => {
+      for (const p of pubs) p.publish(topics.status(p.stats.seq >= 0 ? 'svc' : ''), status('svc'));
+      return new Set(got.map((m) => m.src)).size === 2;
+    });
+    expect(new Set(got.map((m) => m.src))).toEqual(new Set(['a', 'b']));
+  });
+});
+
+describe('REQ/REP', () => {
+  it('answers typed calls, validates params and reports remote errors with codes', async () => {
+    const rep = new BusReplier({
+      endpoint: ep['analytics.rep'], src: 'analytics',
+      handlers: {
+        'prices.recent': (p) => ({ token_id: p.token_id, rows: [{ ts: 1, bid: 0.4, ask: 0.5, mid: 0.45 }] }),
+        boom: () => { throw new RpcFailure('no_such_thing', 'nothing here'); },
+      },
+    });
+    await rep.start();
+    closers.push(() => rep.close());
+    const req = new BusRequester({ endpoint: ep['analytics.rep'], src: 'api', timeoutMs: 2000 });
+    closers.push(() => req.close());
+    const res = await req.call('prices.recent', { token_id: '42', limit: 1 });
+    expect(res.rows[0]!.mid).toBe(0.45);
+    const ping = await req.call('ping', {});
+    expect(ping.service).toBe('analytics');
+    await expect(req.request('prices.recent', { token_id: '' })).rejects.toMatchObject({ code: 'remote', remoteCode: 'bad_params' });
+    await expect(req.request('boom', {})).rejects.toMatchObject({ remoteCode: 'no_such_thing' });
+    await expect(req.request('nope', {})).rejects.toMatchObject({ remoteCode: 'unknown_method' });
+    // concurrent calls are serialized and each gets its own answer
+    const many = await Promise.all(Array.from({ length: 20 }, (_, i) => req.call('prices.recent', { token_id: String(i) })));
+    expect(many.map((r) => r.token_id)).toEqual(Array.from({ length: 20 }, (_, i) => String(i)));
+  });
+
+  it('times out on a dead peer, then recovers when a replier comes back', async () => {
+    const req = new BusRequester({ endpoint: ep['executor.rep'], src: 'api', timeoutMs: 300 });
+    closers.push(() => req.close());
+    const err = await req.call('ping', {}).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BusError);
+    expect((err as BusError).code).toBe('timeout');
+    expect((err as BusError).retryable).toBe(true);
+    // A replier that receives but never answers, then dies: the REQ socket must not lock up.
+    prepare(ep['executor.rep']);
+    const mute = new Reply();
+    await (await prepare(ep['executor.rep']), mute.bind(ep['executor.rep']));
+    await expect(req.call('ping', {})).rejects.toMatchObject({ code: 'timeout' });
+    mute.close();
+    await sleep(50);
+    const rep = new BusReplier({ endpoint: ep['executor.rep'], src: 'executor', handlers: {} });
+    await rep.start();
+    closers.push(() => rep.close());
+    const ok = await waitFor(() => req.call('ping', {}, 1000).catch(() => null), { what: 'replier to answer' });
+    expect(ok.service).toBe('executor');
+    expect(req.stats.timeouts).toBeGreaterThanOrEqual(2);
+  });
+
+  it('answers a malformed request with an error instead of hanging', async () => {
+    const rep = new BusReplier({ endpoint: ep['scanner.rep'], src: 'scanner', handlers: {} });
+    await rep.start();
+    closers.push(() => rep.close());
+    const { Request } = await import('zeromq');
+    const raw = new Request({ receiveTimeout: 2000 });
+    raw.connect(ep['scanner.rep']);
+    closers.push(() => raw.close());
+    await raw.send(['x', new Uint8Array([0xc1])]);
+    const [, payload] = await raw.receive();
+    const { decode } = await import('@msgpack/msgpack');
+    expect(decode(payload!)).toMatchObject({ type: 'rpc.reply', ok: false, error: { code: 'bad_request' } });
+    expect(rep.stats.invalid).toBe(1);
+  });
+});
+
+describe('PUSH/PULL', () => {
+  it('delivers signals in order and hands malformed ones to the dead-letter callback', async () => {
+    const got: SignalMessage[] = [];
+    const dead: string[] = [];
+    const pull = new BusPuller({ endpoint: ep['signals.push'], onMessage: (m) => void got.push(m as SignalMessage), onInvalid: (f) => void dead.push(f.code) });
+    await pull.start();
+    closers.push(() => pull.close());
+    const push = new BusPusher({ endpoint: ep['signals.push'], src: 'strategy:t' });
+    push.start();
+    closers.push(() => push.close());
+    for (let i = 0; i < 100; i++) {
+      push.push('signal', {
+        type: 'signal', id: `sig-000000-${i}`, strategy: 't', token_id: '1', market: '0x1', side: 'BUY', price: 0.3, size: 5, order_type: 'FAK',
+      });
+    }
+    await waitFor(() => got.length === 100);
+    expect(got.map((s) => s.id)).toEqual(Array.from({ length: 100 }, (_, i) => `sig-000000-${i}`));
+    const raw = new Push();
+    raw.connect(ep['signals.push']);
+    closers.push(() => raw.close());
+    await raw.send(['signal', encode({ type: 'signal', id: 'short' })]);
+    await waitFor(() => dead.length === 1);
+    expect(dead).toEqual(['schema']);
+  });
+});

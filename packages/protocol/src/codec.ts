@@ -1,0 +1,164 @@
+import { Decoder, Encoder } from '@msgpack/msgpack';
+import Compile, { type Validator } from 'typebox/compile';
+import {
+  FillEvent,
+  OrderEvent,
+  PositionEvent,
+  PROTOCOL_VERSION,
+  SCHEMAS,
+  SignalEvent,
+  type BusMessage,
+} from './messages.js';
+import { MAX_TOPIC_BYTES, TOPIC_ROOT } from './topics.js';
+
+export type DecodeErrorCode =
+  | 'frame_count'
+  | 'topic_invalid'
+  | 'too_large'
+  | 'msgpack'
+  | 'not_map'
+  | 'forbidden_key'
+  | 'unknown_type'
+  | 'version'
+  | 'schema'
+  | 'topic_mismatch';
+
+export type DecodeResult =
+  | { ok: true; topic: string; msg: BusMessage }
+  | { ok: false; code: DecodeErrorCode; reason: string; topic?: string };
+
+export interface CodecLimits {
+  /** Largest payload frame accepted, in bytes. */
+  maxPayloadBytes: number;
+  maxStrLength: number;
+  maxBinLength: number;
+  maxArrayLength: number;
+  maxMapLength: number;
+}
+
+export const DEFAULT_LIMITS: CodecLimits = {
+  maxPayloadBytes: 1 << 20,
+  maxStrLength: 64 * 1024,
+  maxBinLength: 256 * 1024,
+  maxArrayLength: 10_000,
+  maxMapLength: 512,
+};
+
+type AnyValidator = Validator;
+const validators = new Map<string, AnyValidator>();
+for (const [type, schema] of Object.entries(SCHEMAS)) {
+  if (type !== 'event') validators.set(type, Compile(schema) as AnyValidator);
+}
+const eventValidators = new Map<string, AnyValidator>([
+  ['order', Compile(OrderEvent) as AnyValidator],
+  ['fill', Compile(FillEvent) as AnyValidator],
+  ['position', Compile(PositionEvent) as AnyValidator],
+  ['signal', Compile(SignalEvent) as AnyValidator],
+]);
+
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+function hasForbiddenKey(value: unknown, depth = 0): boolean {
+  if (depth > 32 || value === null || typeof value !== 'object') return false;
+  if (Array.isArray(value)) return value.some((v) => hasForbiddenKey(v, depth + 1));
+  for (const key of Object.keys(value)) {
+    if (FORBIDDEN_KEYS.has(key)) return true;
+    if (hasForbiddenKey((value as Record<string, unknown>)[key], depth + 1)) return true;
+  }
+  return false;
+}
+
+function validatorFor(msg: Record<string, unknown>): AnyValidator | undefined {
+  if (msg.type === 'event') return eventValidators.get(String(msg.kind));
+  return validators.get(String(msg.type));
+}
+
+function firstError(v: AnyValidator, msg: unknown): string {
+  const err = v.Errors(msg)[0];
+  if (!err) return 'invalid message';
+  return `${err.instancePath || '/'} ${err.message}`;
+}
+
+/**
+ * Encodes and decodes bus frames. One instance per socket: the msgpack encoder and decoder
+ * keep internal buffers, which makes reuse fast but not re-entrant.
+ */
+export class Codec {
+  private readonly encoder = new Encoder({ ignoreUndefined: true });
+  private readonly decoder: Decoder;
+  readonly limits: CodecLimits;
+
+  constructor(limits: Partial<CodecLimits> = {}) {
+    this.limits = { ...DEFAULT_LIMITS, ...limits };
+    this.decoder = new Decoder({
+      maxStrLength: this.limits.maxStrLength,
+      maxBinLength: this.limits.maxBinLength,
+      maxArrayLength: this.limits.maxArrayLength,
+      maxMapLength: this.limits.maxMapLength,
+      maxExtLength: 0,
+    });
+  }
+
+  /** Checks a message against its schema; returns the first problem or null. */
+  check(msg: BusMessage): string | null {
+    const v = validatorFor(msg as Record<string, unknown>);
+    if (!v) return `unknown message type ${String((msg as { type?: unknown }).type)}`;
+    return v.Check(msg) ? null : firstError(v, msg);
+  }
+
+  encodePayload(msg: BusMessage): Uint8Array {
+    // Copy: the encoder reuses its buffer for the next call.
+    return this.encoder.encode(msg).slice();
+  }
+
+  encode(topic: string, msg: BusMessage): [Buffer, Uint8Array] {
+    return [Buffer.from(topic, 'utf8'), this.encodePayload(msg)];
+  }
+
+  /** Decodes a payload frame into a validated message (topic checks are the caller's). */
+  decodePayload(payload: Uint8Array, topic?: string): DecodeResult {
+    if (payload.byteLength > this.limits.maxPayloadBytes) {
+      return { ok: false, code: 'too_large', reason: `payload of ${payload.byteLength} bytes exceeds ${this.limits.maxPayloadBytes}`, topic };
+    }
+    let value: unknown;
+    try {
+      value = this.decoder.decode(payload);
+    } catch (err) {
+      return { ok: false, code: 'msgpack', reason: (err as Error).message.slice(0, 200), topic };
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array) {
+      return { ok: false, code: 'not_map', reason: 'payload is not a msgpack map', topic };
+    }
+    if (hasForbiddenKey(value)) {
+      return { ok: false, code: 'forbidden_key', reason: 'payload contains a prototype key', topic };
+    }
+    const msg = value as Record<string, unknown>;
+    const v = validatorFor(msg);
+    if (!v) return { ok: false, code: 'unknown_type', reason: `unknown message type ${JSON.stringify(msg.type)?.slice(0, 64)}`, topic };
+    if (typeof msg.v === 'number' && msg.v > PROTOCOL_VERSION) {
+      return { ok: false, code: 'version', reason: `message version ${msg.v} is newer than ${PROTOCOL_VERSION}`, topic };
+    }
+    if (!v.Check(msg)) return { ok: false, code: 'schema', reason: firstError(v, msg), topic };
+    return { ok: true, topic: topic ?? '', msg: msg as unknown as BusMessage };
+  }
+
+  /** Decodes a two-frame bus message `[topic, payload]` and checks the topic fits the type. */
+  decode(frames: readonly Uint8Array[]): DecodeResult {
+    if (frames.length !== 2) return { ok: false, code: 'frame_count', reason: `expected 2 frames, got ${frames.length}` };
+    const [topicFrame, payload] = frames as [Uint8Array, Uint8Array];
+    if (topicFrame.byteLength === 0 || topicFrame.byteLength > MAX_TOPIC_BYTES) {
+      return { ok: false, code: 'topic_invalid', reason: `topic length ${topicFrame.byteLength} outside 1..${MAX_TOPIC_BYTES}` };
+    }
+    const topic = Buffer.from(topicFrame.buffer, topicFrame.byteOffset, topicFrame.byteLength).toString('utf8');
+    const res = this.decodePayload(payload, topic);
+    if (!res.ok) return res;
+    const root = TOPIC_ROOT[res.msg.type];
+    if (root !== undefined) {
+      const first = topic.split('.', 1)[0];
+      if (first !== root) {
+        return { ok: false, code: 'topic_mismatch', reason: `${res.msg.type} message on topic ${topic.slice(0, 64)}`, topic };
+      }
+    }
+    return res;
+  }
+}

@@ -1,0 +1,6 @@
+export * from './messages.js';
+export * from './topics.js';
+export * from './codec.js';
+export * from './decimal.js';
+export * from './ids.js';
+export * from './rpc.js';

@@ -1,0 +1,37 @@
+import Type, { type Static, type TSchema } from 'typebox';
+import { TokenId } from './messages.js';
+
+/**
+ * Every REQ/REP method with its params and result schema. A replier validates params against
+ * these; requesters get typed results.
+ */
+export const RpcMethods = {
+  /** Recent top-of-book samples of one token from analytics' price_history, newest first. */
+  'prices.recent': {
+    params: Type.Object({
+      token_id: TokenId,
+      limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 5000 })),
+      since_ts: Type.Optional(Type.Number({ minimum: 0 })),
+    }),
+    result: Type.Object({
+      token_id: Type.String(),
+      rows: Type.Array(
+        Type.Object({
+          ts: Type.Number(),
+          bid: Type.Union([Type.Number(), Type.Null()]),
+          ask: Type.Union([Type.Number(), Type.Null()]),
+          mid: Type.Union([Type.Number(), Type.Null()]),
+        }),
+      ),
+    }),
+  },
+  /** Liveness probe every replier answers. */
+  ping: {
+    params: Type.Object({}),
+    result: Type.Object({ service: Type.String(), ts: Type.Number() }),
+  },
+} satisfies Record<string, { params: TSchema; result: TSchema }>;
+
+export type RpcMethod = keyof typeof RpcMethods;
+export type RpcParams<M extends RpcMethod> = Static<(typeof RpcMethods)[M]['params']>;
+export type RpcResult<M extends RpcMethod> = Static<(typeof RpcMethods)[M]['result']>;
