@@ -14,6 +14,7 @@ import {
   BusRequester,
   BusSubscriber,
   Forwarder,
+  prepareEndpoint,
   RpcFailure,
   resolveEndpoints,
   type Endpoints,
@@ -74,7 +75,7 @@ describe('PUB/SUB', () => {
 
   it('counts malformed frames by reason without stopping, and detects sequence gaps', async () => {
     const raw = new Publisher();
-    prepare(ep['prices.pub']);
+    prepareEndpoint(ep['prices.pub']);
     await raw.bind(ep['prices.pub']);
     closers.push(() => raw.close());
     const good: PriceMessage[] = [];
@@ -109,10 +110,6 @@ describe('PUB/SUB', () => {
   });
 });
 
-function prepare(endpoint: string) {
-  // Same directory rules as the wrappers (raw sockets in tests bind directly).
-  return import('../src/endpoints.js').then((m) => m.prepareEndpoint(endpoint));
-}
 
 describe('events forwarder', () => {
   it('merges many publishers into one stream', async () => {
@@ -172,9 +169,9 @@ describe('REQ/REP', () => {
     expect((err as BusError).code).toBe('timeout');
     expect((err as BusError).retryable).toBe(true);
     // A replier that receives but never answers, then dies: the REQ socket must not lock up.
-    prepare(ep['executor.rep']);
+    prepareEndpoint(ep['executor.rep']);
     const mute = new Reply();
-    await (await prepare(ep['executor.rep']), mute.bind(ep['executor.rep']));
+    await mute.bind(ep['executor.rep']);
     await expect(req.call('ping', {})).rejects.toMatchObject({ code: 'timeout' });
     mute.close();
     await sleep(50);

@@ -1,0 +1,196 @@
+import Type, { type Static } from 'typebox';
+
+/**
+ * Polymarket's wire shapes, as documented in shared/polymarket/PROTOCOL.md. The simulator emits
+ * exactly these and our venue clients parse them; nothing else defines a venue shape. Object
+ * schemas allow extra properties: the venue adds fields over time and a client must not break.
+ */
+
+/** Decimal string as the venue sends it: "0.5", ".48", "100.0000". */
+export const VDecimal = Type.String({ pattern: '^-?[0-9]*\\.?[0-9]+$', maxLength: 40 });
+/** A JSON-encoded array inside a string, e.g. Gamma's `outcomes` = "[\"Yes\", \"No\"]". */
+export const JsonArrayString = Type.String({ pattern: '^\\s*\\[', maxLength: 100_000 });
+export const VSide = Type.Union([Type.Literal('BUY'), Type.Literal('SELL')]);
+export const VOrderType = Type.Union([Type.Literal('GTC'), Type.Literal('GTD'), Type.Literal('FOK'), Type.Literal('FAK')]);
+
+// ---------------------------------------------------------------- Gamma
+
+export const GammaMarket = Type.Object({
+  id: Type.String(),
+  question: Type.String(),
+  conditionId: Type.String(),
+  slug: Type.String(),
+  description: Type.Optional(Type.String()),
+  outcomes: JsonArrayString,
+  outcomePrices: Type.Optional(JsonArrayString),
+  clobTokenIds: JsonArrayString,
+  active: Type.Boolean(),
+  closed: Type.Boolean(),
+  archived: Type.Optional(Type.Boolean()),
+  acceptingOrders: Type.Optional(Type.Boolean()),
+  enableOrderBook: Type.Optional(Type.Boolean()),
+  negRisk: Type.Optional(Type.Boolean()),
+  orderPriceMinTickSize: Type.Optional(Type.Number()),
+  orderMinSize: Type.Optional(Type.Number()),
+  startDate: Type.Optional(Type.String()),
+  endDate: Type.Optional(Type.String()),
+  bestBid: Type.Optional(Type.Number()),
+  bestAsk: Type.Optional(Type.Number()),
+  lastTradePrice: Type.Optional(Type.Number()),
+  volume: Type.Optional(Type.String()),
+  liquidity: Type.Optional(Type.String()),
+  volumeNum: Type.Optional(Type.Number()),
+  liquidityNum: Type.Optional(Type.Number()),
+});
+export type GammaMarket = Static<typeof GammaMarket>;
+
+// ---------------------------------------------------------------- CLOB REST
+
+export const VLevel = Type.Object({ price: VDecimal, size: VDecimal });
+export type VLevel = Static<typeof VLevel>;
+
+/** `GET /book?token_id=`; bids ascending and asks descending by price: the best level is LAST. */
+export const BookSummary = Type.Object({
+  market: Type.String(),
+  asset_id: Type.String(),
+  timestamp: Type.String(),
+  hash: Type.String(),
+  bids: Type.Array(VLevel),
+  asks: Type.Array(VLevel),
+  min_order_size: Type.Optional(VDecimal),
+  tick_size: Type.Optional(VDecimal),
+  neg_risk: Type.Optional(Type.Boolean()),
+  last_trade_price: Type.Optional(VDecimal),
+});
+export type BookSummary = Static<typeof BookSummary>;
+
+/** CLOB V2 signed order as it travels in the `POST /order` body. */
+export const SignedOrderV2 = Type.Object({
+  salt: Type.Integer({ minimum: 0 }),
+  maker: Type.String({ pattern: '^0x[0-9a-fA-F]{40}$' }),
+  signer: Type.String({ pattern: '^0x[0-9a-fA-F]{40}$' }),
+  tokenId: Type.String({ pattern: '^[0-9]+$', maxLength: 80 }),
+  makerAmount: Type.String({ pattern: '^[0-9]+$', maxLength: 40 }),
+  takerAmount: Type.String({ pattern: '^[0-9]+$', maxLength: 40 }),
+  side: VSide,
+  signatureType: Type.Integer({ minimum: 0, maximum: 3 }),
+  timestamp: Type.String({ pattern: '^[0-9]+$' }),
+  expiration: Type.String({ pattern: '^[0-9]+$' }),
+  metadata: Type.String({ pattern: '^0x[0-9a-fA-F]{64}$' }),
+  builder: Type.String({ pattern: '^0x[0-9a-fA-F]{64}$' }),
+  signature: Type.String({ pattern: '^0x[0-9a-fA-F]*$', maxLength: 4000 }),
+});
+export type SignedOrderV2 = Static<typeof SignedOrderV2>;
+
+export const PostOrderBody = Type.Object({
+  order: SignedOrderV2,
+  owner: Type.String({ maxLength: 128 }),
+  orderType: VOrderType,
+  deferExec: Type.Optional(Type.Boolean()),
+  postOnly: Type.Optional(Type.Boolean()),
+});
+export type PostOrderBody = Static<typeof PostOrderBody>;
+
+export const OrderPlacementStatus = Type.Union([
+  Type.Literal('live'),
+  Type.Literal('matched'),
+  Type.Literal('delayed'),
+  Type.Literal('unmatched'),
+]);
+
+/** Answer to `POST /order` (also each element of `POST /orders`). */
+export const OrderResponse = Type.Object({
+  success: Type.Boolean(),
+  errorMsg: Type.Union([Type.String(), Type.Null()]),
+  orderID: Type.Union([Type.String(), Type.Null()]),
+  status: Type.Optional(OrderPlacementStatus),
+  makingAmount: Type.Optional(Type.String()),
+  takingAmount: Type.Optional(Type.String()),
+  transactionsHashes: Type.Optional(Type.Array(Type.String())),
+  tradeIDs: Type.Optional(Type.Array(Type.String())),
+});
+export type OrderResponse = Static<typeof OrderResponse>;
+
+/** HTTP error body: `{"error": "<message>"}`. */
+export const ErrorBody = Type.Object({ error: Type.String() });
+
+// ---------------------------------------------------------------- market WebSocket
+
+export const MarketSubscribe = Type.Object({
+  assets_ids: Type.Array(Type.String({ maxLength: 100 }), { maxItems: 10_000 }),
+  type: Type.Optional(Type.String()),
+  operation: Type.Optional(Type.Union([Type.Literal('subscribe'), Type.Literal('unsubscribe')])),
+  custom_feature_enabled: Type.Optional(Type.Boolean()),
+  initial_dump: Type.Optional(Type.Boolean()),
+});
+export type MarketSubscribe = Static<typeof MarketSubscribe>;
+
+export const WsBook = Type.Object({
+  event_type: Type.Literal('book'),
+  asset_id: Type.String(),
+  market: Type.String(),
+  timestamp: Type.String(),
+  hash: Type.Optional(Type.String()),
+  bids: Type.Array(VLevel),
+  asks: Type.Array(VLevel),
+  tick_size: Type.Optional(VDecimal),
+  min_order_size: Type.Optional(VDecimal),
+  neg_risk: Type.Optional(Type.Boolean()),
+  last_trade_price: Type.Optional(VDecimal),
+});
+export type WsBook = Static<typeof WsBook>;
+
+export const WsPriceChangeItem = Type.Object({
+  asset_id: Type.String(),
+  price: VDecimal,
+  size: Type.Optional(VDecimal),
+  side: VSide,
+  hash: Type.Optional(Type.String()),
+  best_bid: Type.Optional(VDecimal),
+  best_ask: Type.Optional(VDecimal),
+});
+
+/** Current `price_change` format (since 2025-09-15): one message, many levels, several assets. */
+export const WsPriceChange = Type.Object({
+  event_type: Type.Literal('price_change'),
+  market: Type.String(),
+  timestamp: Type.String(),
+  price_changes: Type.Array(WsPriceChangeItem),
+});
+export type WsPriceChange = Static<typeof WsPriceChange>;
+
+export const WsLastTradePrice = Type.Object({
+  event_type: Type.Literal('last_trade_price'),
+  asset_id: Type.String(),
+  market: Type.String(),
+  price: VDecimal,
+  side: Type.Optional(VSide),
+  size: Type.Optional(VDecimal),
+  fee_rate_bps: Type.Optional(Type.String()),
+  timestamp: Type.String(),
+  transaction_hash: Type.Optional(Type.String()),
+});
+export type WsLastTradePrice = Static<typeof WsLastTradePrice>;
+
+export const WsTickSizeChange = Type.Object({
+  event_type: Type.Literal('tick_size_change'),
+  asset_id: Type.String(),
+  market: Type.String(),
+  old_tick_size: VDecimal,
+  new_tick_size: VDecimal,
+  timestamp: Type.String(),
+});
+export type WsTickSizeChange = Static<typeof WsTickSizeChange>;
+
+export type WsMarketEvent = WsBook | WsPriceChange | WsLastTradePrice | WsTickSizeChange;
+
+/** Gamma's JSON-in-a-string arrays; returns [] for anything that is not an array of strings. */
+export function parseJsonArray(s: string | undefined): string[] {
+  if (!s) return [];
+  try {
+    const v: unknown = JSON.parse(s);
+    return Array.isArray(v) ? v.map((x) => String(x)) : [];
+  } catch {
+    return [];
+  }
+}
