@@ -25,6 +25,23 @@ export const RpcMethods = {
       ),
     }),
   },
+  /** The executor's current positions, optionally of one strategy (strategies ask at start). */
+  'positions.list': {
+    params: Type.Object({ strategy: Type.Optional(Type.String({ maxLength: 64 })) }),
+    result: Type.Object({
+      positions: Type.Array(
+        Type.Object({
+          strategy: Type.String(),
+          token_id: Type.String(),
+          market: Type.String(),
+          size: Type.String(),
+          avg_price: Type.String(),
+          cost: Type.String(),
+          realized_pnl: Type.String(),
+        }),
+      ),
+    }),
+  },
   /** Liveness probe every replier answers. */
   ping: {
     params: Type.Object({}),
