@@ -1,0 +1,102 @@
+import { serviceConfig, type Service, type ServiceContext } from '@polybot/core';
+import { toMicros } from '@polybot/protocol';
+import type { FastifyInstance } from 'fastify';
+import Type, { type Static } from 'typebox';
+import { Exchange } from './exchange.js';
+import { MarketHub } from './market-ws.js';
+import { buildServer } from './server.js';
+
+export { Exchange } from './exchange.js';
+export type { AccountView, ExchangeEvent, ExchangeOptions } from './exchange.js';
+
+export const SimConfig = serviceConfig({
+  POLYBOT_SIM_SEED: Type.Integer({ minimum: 0, maximum: 4_294_967_295, default: 42 }),
+  POLYBOT_SIM_MARKETS: Type.Integer({ minimum: 1, maximum: 500, default: 12 }),
+  POLYBOT_SIM_EVENT_RATE: Type.Number({ minimum: 0, maximum: 10_000, default: 20, description: 'maker events per second, all markets together' }),
+  POLYBOT_SIM_START_BALANCE: Type.String({ pattern: '^[0-9]+(\\.[0-9]{1,6})?$', default: '10000', description: 'pUSD each new owner starts with' }),
+});
+export type SimConfig = Static<typeof SimConfig>;
+
+export interface SimService extends Service {
+  /** The bound HTTP port (useful with POLYBOT_SIM_PORT=0); 0 before start. */
+  readonly port: number;
+  readonly exchange: Exchange;
+}
+
+/** Maker events run on a short timer; a stalled loop catches up at most this many per tick. */
+const TICK_MS = 50;
+const MAX_EVENTS_PER_TICK = 500;
+
+/** The Polymarket-compatible simulator: Gamma + CLOB REST + market WebSocket on one port. */
+export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
+  const cfg = ctx.config;
+  const exchange = new Exchange({
+    seed: cfg.POLYBOT_SIM_SEED,
+    markets: cfg.POLYBOT_SIM_MARKETS,
+    startBalance: toMicros(cfg.POLYBOT_SIM_START_BALANCE),
+  });
+  const hub = new MarketHub(exchange, ctx.log.child({ component: 'ws-market' }));
+  const unsubscribe = exchange.on((ev) => hub.publish(ev));
+  let app: FastifyInstance | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let port = 0;
+  let invalidOrders = 0;
+  let rateMark = { at: Date.now(), frames: 0 };
+
+  const startLoop = () => {
+    const rate = cfg.POLYBOT_SIM_EVENT_RATE;
+    if (rate <= 0) return;
+    const t0 = Date.now();
+    let done = 0;
+    timer = setInterval(() => {
+      const due = Math.floor(((Date.now() - t0) * rate) / 1000);
+      const n = Math.min(due - done, MAX_EVENTS_PER_TICK);
+      for (let i = 0; i < n; i++) exchange.step();
+      done = due; // after a stall, skip the backlog instead of bursting it
+    }, TICK_MS);
+  };
+
+  return {
+    get port() {
+      return port;
+    },
+    exchange,
+    async start() {
+      app = await buildServer({ exchange, hub, log: ctx.log, onInvalidOrder: () => invalidOrders++ });
+      await app.listen({ host: cfg.POLYBOT_HOST, port: cfg.POLYBOT_SIM_PORT });
+      const addr = app.server.address();
+      port = typeof addr === 'object' && addr ? addr.port : cfg.POLYBOT_SIM_PORT;
+      startLoop();
+      ctx.log.info(
+        { host: cfg.POLYBOT_HOST, port, markets: exchange.markets.length, seed: cfg.POLYBOT_SIM_SEED, eventRate: cfg.POLYBOT_SIM_EVENT_RATE },
+        'simulator listening',
+      );
+    },
+    async stop() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+      unsubscribe();
+      hub.closeAll();
+      await app?.close();
+      app = undefined;
+    },
+    metrics() {
+      const now = Date.now();
+      const frames = hub.stats.framesSent;
+      const secs = Math.max(0.001, (now - rateMark.at) / 1000);
+      const eventsPerS = Math.round(((frames - rateMark.frames) / secs) * 10) / 10;
+      rateMark = { at: now, frames };
+      const s = exchange.stats;
+      return {
+        ws_events_per_s: eventsPerS,
+        ws_events_sent: frames,
+        ws_clients: hub.clientCount,
+        ws_invalid_frames: hub.stats.invalidFrames,
+        orders_accepted: s.ordersAccepted,
+        orders_rejected: s.ordersRejected + invalidOrders,
+        trades: s.trades,
+        maker_events: s.makerEvents,
+      };
+    },
+  };
+}
