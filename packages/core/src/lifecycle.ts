@@ -167,6 +167,9 @@ export async function runService<C extends BaseConfig>(opts: RunOptions<C>): Pro
 
   const exit = (code: number) => {
     log.flush?.();
+    // exitCode covers the case where the loop empties before the timer fires (the timer is unref'd
+    // so a clean stop is not held up); the timer forces exit past handles a library left open.
+    process.exitCode = code;
     setTimeout(() => process.exit(code), 50).unref();
   };
 

@@ -1,0 +1,51 @@
+import { PolybotError, serviceConfig } from '@polybot/core';
+import Type, { type Static } from 'typebox';
+
+const Shares = (def: string, description: string) =>
+  Type.String({ pattern: '^[0-9]+(\\.[0-9]{1,6})?$', default: def, description });
+
+export const ExecutorConfig = serviceConfig({
+  /** sim: orders go to the simulator; paper: local fills (not yet); live: real orders (needs opt-in). */
+  POLYBOT_EXECUTION_MODE: Type.Union([Type.Literal('sim'), Type.Literal('paper'), Type.Literal('live')], { default: 'sim' }),
+  /** Must be exactly "yes" for live mode. */
+  POLYBOT_LIVE_TRADING: Type.Optional(Type.String({ maxLength: 16 })),
+  /** Hex private key of the signing wallet; never logged. */
+  POLYBOT_PRIVATE_KEY: Type.Optional(Type.String({ pattern: '^(0x)?[0-9a-fA-F]{64}$' })),
+  POLYBOT_RISK_MAX_ORDER_SIZE: Shares('100', 'largest order, in shares'),
+  POLYBOT_RISK_MAX_POSITION: Shares('500', 'largest position per strategy and token, in shares'),
+  POLYBOT_RISK_MAX_NOTIONAL: Shares('100', 'largest price × size of one order, in pUSD'),
+  /** Deadline of one POST /order; past it the order is 'unknown', never re-sent. Keep it under the 10 s stop budget. */
+  POLYBOT_EXECUTOR_ORDER_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 5000 }),
+});
+export type ExecutorConfig = Static<typeof ExecutorConfig>;
+
+/** Refuses modes that cannot run yet or were not confirmed; the message says what to set. */
+export function checkExecutionMode(cfg: ExecutorConfig): void {
+  const mode = cfg.POLYBOT_EXECUTION_MODE;
+  if (mode === 'paper') {
+    throw new PolybotError('mode_not_implemented', 'POLYBOT_EXECUTION_MODE=paper is not implemented yet; use POLYBOT_EXECUTION_MODE=sim', 'fatal');
+  }
+  if (mode === 'live') {
+    if (cfg.POLYBOT_LIVE_TRADING !== 'yes') {
+      throw new PolybotError(
+        'live_not_confirmed',
+        'POLYBOT_EXECUTION_MODE=live sends real orders with real money: set POLYBOT_LIVE_TRADING=yes to confirm, or use POLYBOT_EXECUTION_MODE=sim',
+        'fatal',
+      );
+    }
+    if (!cfg.POLYBOT_PRIVATE_KEY) throw new PolybotError('no_private_key', 'POLYBOT_EXECUTION_MODE=live needs POLYBOT_PRIVATE_KEY', 'fatal');
+    throw new PolybotError(
+      'mode_not_implemented',
+      'POLYBOT_EXECUTION_MODE=live is not implemented yet (needs L2 API credentials and reconciliation); use POLYBOT_EXECUTION_MODE=sim',
+      'fatal',
+    );
+  }
+  if (cfg.POLYBOT_VENUE === 'polymarket') {
+    // sim execution against the real venue's URLs would send unconfirmed real orders.
+    throw new PolybotError(
+      'sim_mode_real_venue',
+      'POLYBOT_EXECUTION_MODE=sim sends orders to the simulator but POLYBOT_VENUE=polymarket points at the real exchange; use POLYBOT_VENUE=sim',
+      'fatal',
+    );
+  }
+}

@@ -1,0 +1,237 @@
+import { migrate, openDatabase, type Migration, type SqliteDb } from '@polybot/core';
+import type { OrderStatus, Side, SignalMessage } from '@polybot/protocol';
+
+/** The executor's tables, exactly as docs/interfaces.md; money columns are exact decimal strings. */
+export const EXECUTOR_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'signals, orders, trades, positions, dead letters',
+    sql: `
+CREATE TABLE signals (id TEXT PRIMARY KEY, strategy TEXT NOT NULL, token_id TEXT NOT NULL, received_at INTEGER NOT NULL,
+  status TEXT NOT NULL, code TEXT, reason TEXT, payload TEXT NOT NULL);
+CREATE TABLE orders (order_id TEXT PRIMARY KEY, signal_id TEXT UNIQUE, strategy TEXT NOT NULL, venue_order_id TEXT,
+  token_id TEXT NOT NULL, market TEXT NOT NULL, side TEXT NOT NULL, order_type TEXT NOT NULL,
+  price TEXT NOT NULL, size TEXT NOT NULL, filled TEXT NOT NULL, status TEXT NOT NULL, reason TEXT,
+  request TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE trades (trade_id TEXT PRIMARY KEY, order_id TEXT NOT NULL, strategy TEXT NOT NULL, token_id TEXT NOT NULL,
+  market TEXT NOT NULL, side TEXT NOT NULL, price TEXT NOT NULL, size TEXT NOT NULL, fee TEXT NOT NULL, ts INTEGER NOT NULL);
+CREATE TABLE positions (strategy TEXT NOT NULL, token_id TEXT NOT NULL, market TEXT NOT NULL, size TEXT NOT NULL,
+  avg_price TEXT NOT NULL, cost TEXT NOT NULL, realized_pnl TEXT NOT NULL, updated_at INTEGER NOT NULL,
+  PRIMARY KEY (strategy, token_id));
+CREATE TABLE dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, code TEXT NOT NULL,
+  reason TEXT NOT NULL, topic TEXT, payload BLOB, created_at INTEGER NOT NULL);
+CREATE INDEX orders_strategy_created ON orders (strategy, created_at);
+CREATE INDEX orders_open ON orders (strategy, token_id, status);
+CREATE INDEX trades_order ON trades (order_id);
+`,
+  },
+];
+
+export type SignalStatus = 'accepted' | 'denied' | 'dead_lettered' | 'done';
+
+export interface OrderRow {
+  order_id: string;
+  signal_id: string | null;
+  strategy: string;
+  venue_order_id: string | null;
+  token_id: string;
+  market: string;
+  side: Side;
+  order_type: SignalMessage['order_type'];
+  price: string;
+  size: string;
+  filled: string;
+  status: OrderStatus;
+  reason: string | null;
+  request: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface TradeRow {
+  trade_id: string;
+  order_id: string;
+  strategy: string;
+  token_id: string;
+  market: string;
+  side: Side;
+  price: string;
+  size: string;
+  fee: string;
+  ts: number;
+}
+
+export interface PositionRow {
+  strategy: string;
+  token_id: string;
+  market: string;
+  size: string;
+  avg_price: string;
+  cost: string;
+  realized_pnl: string;
+  updated_at: number;
+}
+
+/** A market as the scanner registered it. */
+export interface MarketInfo {
+  conditionId: string;
+  negRisk: boolean;
+  tickSize: string;
+  minOrderSize: string;
+  active: boolean;
+  closed: boolean;
+}
+
+export const OPEN_STATUSES: readonly OrderStatus[] = ['pending', 'live', 'partially_filled', 'unknown'];
+
+function prepareStatements(db: SqliteDb) {
+  return {
+    hasSignal: db.prepare('SELECT 1 FROM signals WHERE id = ?').pluck(),
+    insertSignal: db.prepare(
+      'INSERT INTO signals (id, strategy, token_id, received_at, status, code, reason, payload) VALUES (@id, @strategy, @token_id, @received_at, @status, @code, @reason, @payload)',
+    ),
+    setSignalStatus: db.prepare('UPDATE signals SET status = ? WHERE id = ?'),
+    insertOrder: db.prepare(
+      `INSERT INTO orders (order_id, signal_id, strategy, venue_order_id, token_id, market, side, order_type, price, size, filled, status, reason, request, created_at, updated_at)
+       VALUES (@order_id, @signal_id, @strategy, @venue_order_id, @token_id, @market, @side, @order_type, @price, @size, @filled, @status, @reason, @request, @created_at, @updated_at)`,
+    ),
+    updateOrder: db.prepare(
+      'UPDATE orders SET venue_order_id = @venue_order_id, filled = @filled, status = @status, reason = @reason, updated_at = @updated_at WHERE order_id = @order_id',
+    ),
+    insertTrade: db.prepare(
+      'INSERT OR IGNORE INTO trades (trade_id, order_id, strategy, token_id, market, side, price, size, fee, ts) VALUES (@trade_id, @order_id, @strategy, @token_id, @market, @side, @price, @size, @fee, @ts)',
+    ),
+    position: db.prepare('SELECT * FROM positions WHERE strategy = ? AND token_id = ?'),
+    upsertPosition: db.prepare(
+      `INSERT INTO positions (strategy, token_id, market, size, avg_price, cost, realized_pnl, updated_at)
+       VALUES (@strategy, @token_id, @market, @size, @avg_price, @cost, @realized_pnl, @updated_at)
+       ON CONFLICT (strategy, token_id) DO UPDATE SET market = excluded.market, size = excluded.size, avg_price = excluded.avg_price,
+         cost = excluded.cost, realized_pnl = excluded.realized_pnl, updated_at = excluded.updated_at`,
+    ),
+    positionsAll: db.prepare('SELECT * FROM positions ORDER BY strategy, token_id'),
+    positionsOf: db.prepare('SELECT * FROM positions WHERE strategy = ? ORDER BY token_id'),
+    openOrders: db.prepare(
+      `SELECT side, size, filled FROM orders WHERE strategy = ? AND token_id = ? AND status IN (${OPEN_STATUSES.map(() => '?').join(', ')})`,
+    ),
+    ordersByStatus: db.prepare('SELECT status, COUNT(*) AS n FROM orders GROUP BY status'),
+    pendingOrders: db.prepare("SELECT * FROM orders WHERE status = 'pending'"),
+    insertDeadLetter: db.prepare(
+      'INSERT INTO dead_letters (source, code, reason, topic, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
+  };
+}
+type Statements = ReturnType<typeof prepareStatements>;
+
+/** Everything the executor reads and writes in `polybot.db`. */
+export class ExecutorStore {
+  readonly db: SqliteDb;
+  private readonly st: Statements;
+  private marketStmt?: ReturnType<SqliteDb['prepare']>;
+
+  constructor(file: string) {
+    // FULL: a committed order intent must survive power loss (persist before send).
+    this.db = openDatabase(file, { synchronous: 'FULL' });
+    migrate(this.db, 'executor', EXECUTOR_MIGRATIONS);
+    this.st = prepareStatements(this.db);
+  }
+
+  hasSignal(id: string): boolean {
+    return this.st.hasSignal.get(id) !== undefined;
+  }
+
+  /** The scanner's view of a token's market; undefined when unknown or the scanner has not created its tables yet. */
+  market(tokenId: string): MarketInfo | undefined {
+    try {
+      this.marketStmt ??= this.db.prepare(
+        `SELECT m.condition_id, m.neg_risk, m.tick_size, m.min_order_size, m.active, m.closed
+         FROM market_tokens t JOIN markets m ON m.condition_id = t.condition_id WHERE t.token_id = ?`,
+      );
+    } catch {
+      return undefined; // no such table: scanner not started yet; prepare again next time
+    }
+    const r = this.marketStmt.get(tokenId) as
+      | { condition_id: string; neg_risk: number; tick_size: string; min_order_size: string; active: number; closed: number }
+      | undefined;
+    if (!r) return undefined;
+    return {
+      conditionId: r.condition_id,
+      negRisk: r.neg_risk !== 0,
+      tickSize: String(r.tick_size),
+      minOrderSize: String(r.min_order_size),
+      active: r.active !== 0,
+      closed: r.closed !== 0,
+    };
+  }
+
+  position(strategy: string, tokenId: string): PositionRow | undefined {
+    return this.st.position.get(strategy, tokenId) as PositionRow | undefined;
+  }
+
+  openOrders(strategy: string, tokenId: string): { side: Side; size: string; filled: string }[] {
+    return this.st.openOrders.all(strategy, tokenId, ...OPEN_STATUSES) as { side: Side; size: string; filled: string }[];
+  }
+
+  insertSignal(sig: SignalMessage, status: SignalStatus, receivedAt: number, code: string | null = null, reason: string | null = null): void {
+    this.st.insertSignal.run({
+      id: sig.id,
+      strategy: sig.strategy,
+      token_id: sig.token_id,
+      received_at: receivedAt,
+      status,
+      code,
+      reason,
+      payload: JSON.stringify(sig),
+    });
+  }
+
+  setSignalStatus(id: string, status: SignalStatus): void {
+    this.st.setSignalStatus.run(status, id);
+  }
+
+  /** Persist before send: the accepted signal and its signed order commit together. */
+  acceptSignal(sig: SignalMessage, order: OrderRow): void {
+    this.db.transaction(() => {
+      this.insertSignal(sig, 'accepted', order.created_at);
+      this.st.insertOrder.run(order);
+    })();
+  }
+
+  /** The venue's answer: order state, its trades and the position move in one transaction. */
+  recordOutcome(order: OrderRow, trades: TradeRow[], position: PositionRow | undefined, signalStatus: SignalStatus | undefined): number {
+    let inserted = 0;
+    this.db.transaction(() => {
+      this.st.updateOrder.run(order);
+      for (const t of trades) inserted += this.st.insertTrade.run(t).changes;
+      if (position) this.st.upsertPosition.run(position);
+      if (signalStatus && order.signal_id) this.setSignalStatus(order.signal_id, signalStatus);
+    })();
+    return inserted;
+  }
+
+  listPositions(strategy?: string): PositionRow[] {
+    return (strategy === undefined ? this.st.positionsAll.all() : this.st.positionsOf.all(strategy)) as PositionRow[];
+  }
+
+  ordersByStatus(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const r of this.st.ordersByStatus.all() as { status: string; n: number }[]) out[r.status] = r.n;
+    return out;
+  }
+
+  /** Orders persisted but never answered (a crash between persist and the answer): the venue may have them. */
+  pendingOrders(): OrderRow[] {
+    return this.st.pendingOrders.all() as OrderRow[];
+  }
+
+  updateOrder(order: OrderRow): void {
+    this.st.updateOrder.run(order);
+  }
+
+  insertDeadLetter(source: string, code: string, reason: string, topic: string | null, payload: Uint8Array | null, at: number): void {
+    this.st.insertDeadLetter.run(source, code, reason, topic, payload ? Buffer.from(payload) : null, at);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,455 @@
+import { BusPuller, BusReplier, type InvalidFrame } from '@polybot/bus';
+import { venueUrls, type Service, type ServiceContext } from '@polybot/core';
+import {
+  buildSignedOrder,
+  ClobTradingClient,
+  OrderBuildError,
+  orderHash,
+  type OrderResponse,
+  type PostOrderBody,
+  type PostOrderOutcome,
+} from '@polybot/polymarket';
+import {
+  divMicros,
+  fromMicros,
+  toMicros,
+  topics,
+  type BusMessage,
+  type FillEvent,
+  type OrderEvent,
+  type OrderStatus,
+  type PositionEvent,
+  type RpcResult,
+  type SignalEvent,
+  type SignalMessage,
+  type Unstamped,
+} from '@polybot/protocol';
+import { checkExecutionMode, type ExecutorConfig } from './config.js';
+import { ExecutorStore, type OrderRow, type PositionRow, type SignalStatus, type TradeRow } from './db.js';
+import { applyFill, fromRow, toRow } from './positions.js';
+import { checkRisk, type Exposure, type RiskLimits } from './risk.js';
+import { loadWallet, type LoadedWallet } from './wallet.js';
+
+const SIGNALS_SOURCE = 'signals.push';
+/** Dead-lettered payloads are kept for inspection, but a flood of huge frames must not fill the disk. */
+const MAX_DEAD_LETTER_PAYLOAD = 64 * 1024;
+const TERMINAL: ReadonlySet<OrderStatus> = new Set(['filled', 'canceled', 'rejected']);
+
+const clip = (s: string, n = 500) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+
+interface Fill {
+  shares: bigint;
+  usdc: bigint;
+}
+
+/** Amounts in an order response are decimal strings in units; '' or junk reads as zero. */
+function amount(s: string | undefined): bigint {
+  if (!s) return 0n;
+  try {
+    const v = toMicros(s, 'down');
+    return v > 0n ? v : 0n;
+  } catch {
+    return 0n;
+  }
+}
+
+/**
+ * What an accepted order did, from the venue's answer. makingAmount is what the order gave
+ * (pUSD for a BUY, shares for a SELL), takingAmount what it got.
+ */
+function readFill(order: OrderRow, body: PostOrderBody, res: OrderResponse): { fill: Fill; status: OrderStatus; note?: string } {
+  const making = amount(res.makingAmount);
+  const taking = amount(res.takingAmount);
+  let fill: Fill = order.side === 'BUY' ? { shares: taking, usdc: making } : { shares: making, usdc: taking };
+  const size = toMicros(order.size);
+  const market = order.order_type === 'FOK' || order.order_type === 'FAK';
+  // Base units have 6 decimals, like micros: the signed amounts are the order at its limit price.
+  const signedShares = BigInt(order.side === 'BUY' ? body.order.takerAmount : body.order.makerAmount);
+  const signedUsdc = BigInt(order.side === 'BUY' ? body.order.makerAmount : body.order.takerAmount);
+  let note: string | undefined;
+  if (res.status === 'matched' && (fill.shares === 0n || fill.usdc === 0n)) {
+    // Matched without amounts: take the signed amounts (a full fill at the limit); the user stream will correct it later.
+    fill = { shares: signedShares, usdc: signedUsdc };
+    note = 'matched without amounts; assumed a full fill at the limit price';
+  }
+  const complete =
+    fill.shares >= size || (order.side === 'BUY' && market && fill.usdc >= signedUsdc) || (order.order_type === 'FOK' && res.status === 'matched');
+  let status: OrderStatus;
+  switch (res.status) {
+    case 'matched':
+      status = complete ? 'filled' : market ? 'canceled' : 'partially_filled';
+      break;
+    case 'unmatched':
+      status = market ? 'canceled' : fill.shares > 0n ? 'partially_filled' : 'live';
+      break;
+    case 'delayed':
+      status = 'live';
+      note = 'match delayed by the venue';
+      break;
+    default: // 'live' or absent
+      status = complete && fill.shares > 0n ? 'filled' : fill.shares > 0n ? (market ? 'canceled' : 'partially_filled') : market ? 'unknown' : 'live';
+  }
+  return { fill, status, ...(note ? { note } : {}) };
+}
+
+/** The trade ids the venue gave; one trade row per answer, since per-trade splits come from the user stream later. */
+function tradeIdFor(orderId: string, ids: string[] | undefined): string {
+  const list = (ids ?? []).filter((x) => x.length > 0);
+  if (list.length === 1) return list[0] as string;
+  if (list.length > 1) {
+    const joined = list.join(',');
+    return joined.length <= 128 ? joined : `${orderId}:${list.length}`;
+  }
+  return `${orderId}:fill`;
+}
+
+export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Service {
+  const cfg = ctx.config;
+  checkExecutionMode(cfg);
+  const log = ctx.log.child({ component: 'executor' });
+  const limits: RiskLimits = {
+    maxOrderSize: toMicros(cfg.POLYBOT_RISK_MAX_ORDER_SIZE),
+    maxPosition: toMicros(cfg.POLYBOT_RISK_MAX_POSITION),
+    maxNotional: toMicros(cfg.POLYBOT_RISK_MAX_NOTIONAL),
+  };
+  const clobUrl = venueUrls(cfg).clob;
+  const counters = { received: 0, accepted: 0, denied: 0, dead_lettered: 0, duplicate: 0, not_sent: 0, ambiguous: 0 };
+  let store: ExecutorStore | undefined;
+  let signer: LoadedWallet | undefined;
+  let client: ClobTradingClient | undefined;
+  let puller: BusPuller | undefined;
+  let replier: BusReplier | undefined;
+  let inflight: Promise<void> | undefined;
+  let stopping: Promise<void> | undefined;
+  let venueTrouble: string | undefined;
+
+  const publish = <M extends BusMessage>(kind: string, strategy: string, msg: Unstamped<M>) => {
+    if (!ctx.events.publish(topics.event(kind, strategy), msg)) log.warn({ kind, strategy }, 'event not published');
+  };
+
+  const signalEvent = (strategy: string, signalId: string, status: SignalEvent['status'], code?: string, reason?: string) =>
+    publish<SignalEvent>('signal', strategy, {
+      type: 'event',
+      kind: 'signal',
+      strategy,
+      signal_id: signalId,
+      status,
+      ...(code ? { code } : {}),
+      ...(reason ? { reason: clip(reason) } : {}),
+    });
+
+  const orderEvent = (o: OrderRow) =>
+    publish<OrderEvent>('order', o.strategy, {
+      type: 'event',
+      kind: 'order',
+      strategy: o.strategy,
+      signal_id: o.signal_id ?? '',
+      order_id: o.order_id,
+      venue_order_id: o.venue_order_id,
+      token_id: o.token_id,
+      market: o.market,
+      side: o.side,
+      order_type: o.order_type,
+      price: o.price,
+      size: o.size,
+      filled: o.filled,
+      status: o.status,
+      ...(o.reason ? { reason: clip(o.reason) } : {}),
+    });
+
+  function deadLetter(code: string, reason: string, topic: string | undefined, payload: Uint8Array | undefined, signal?: SignalMessage): void {
+    const now = Date.now();
+    const db = store;
+    if (!db) return;
+    db.insertDeadLetter(SIGNALS_SOURCE, code, clip(reason, 2000), topic?.slice(0, 256) ?? null, payload ? payload.subarray(0, MAX_DEAD_LETTER_PAYLOAD) : null, now);
+    if (signal && !db.hasSignal(signal.id)) db.insertSignal(signal, 'dead_lettered', now, code, clip(reason));
+    counters.dead_lettered++;
+    signalEvent(signal?.strategy ?? 'unknown', signal?.id ?? '', 'dead_lettered', code, reason);
+  }
+
+  function onInvalid(frame: InvalidFrame): void {
+    try {
+      deadLetter(frame.code, frame.reason, frame.topic, frame.frames[1] ?? frame.frames[0]);
+    } catch (err) {
+      log.error({ err }, 'could not dead-letter a frame');
+    }
+  }
+
+  function deny(sig: SignalMessage, code: string, reason: string, now: number): void {
+    store?.insertSignal(sig, 'denied', now, code, clip(reason));
+    counters.denied++;
+    log.info({ signal: sig.id, strategy: sig.strategy, code, reason }, 'signal denied');
+    signalEvent(sig.strategy, sig.id, 'denied', code, reason);
+  }
+
+  function exposure(db: ExecutorStore, strategy: string, tokenId: string): Exposure {
+    const held = fromRow(db.position(strategy, tokenId)).size;
+    let openBuy = 0n;
+    let openSell = 0n;
+    for (const o of db.openOrders(strategy, tokenId)) {
+      const left = toMicros(o.size) - toMicros(o.filled);
+      if (left <= 0n) continue;
+      if (o.side === 'BUY') openBuy += left;
+      else openSell += left;
+    }
+    return { held, openBuy, openSell };
+  }
+
+  async function onMessage(msg: BusMessage, topic: string): Promise<void> {
+    if (msg.type !== 'signal') {
+      deadLetter('unexpected_type', `a ${msg.type} message on the signals socket`, topic, undefined);
+      return;
+    }
+    counters.received++;
+    const run = handleSignal(msg as SignalMessage);
+    inflight = run;
+    try {
+      await run;
+    } finally {
+      inflight = undefined;
+    }
+  }
+
+  async function handleSignal(sig: SignalMessage): Promise<void> {
+    const db = store as ExecutorStore;
+    const now = Date.now();
+    let persisted = false;
+    try {
+      if (db.hasSignal(sig.id)) {
+        counters.duplicate++;
+        log.info({ signal: sig.id, strategy: sig.strategy }, 'duplicate signal ignored');
+        return;
+      }
+      const decision = checkRisk(sig, db.market(sig.token_id), exposure(db, sig.strategy, sig.token_id), limits);
+      if (!decision.ok) return deny(sig, decision.code, decision.reason, now);
+      const { market, tickSize, price, size } = decision;
+      const wallet = (signer as LoadedWallet).wallet;
+      let body: PostOrderBody;
+      try {
+        const order = buildSignedOrder({
+          wallet,
+          tokenId: sig.token_id,
+          side: sig.side,
+          price: fromMicros(price),
+          size: fromMicros(size),
+          orderType: sig.order_type,
+          tickSize,
+          negRisk: market.negRisk,
+        });
+        // L2 API keys come later; until then the owner is the signing address.
+        body = { order, owner: wallet.address.toLowerCase(), orderType: sig.order_type, deferExec: false, postOnly: false };
+      } catch (err) {
+        if (err instanceof OrderBuildError) return deny(sig, `order_${err.code}`, err.message, now);
+        throw err;
+      }
+      const row: OrderRow = {
+        order_id: orderHash(body.order, market.negRisk),
+        signal_id: sig.id,
+        strategy: sig.strategy,
+        venue_order_id: null,
+        token_id: sig.token_id,
+        market: market.conditionId,
+        side: sig.side,
+        order_type: sig.order_type,
+        price: fromMicros(price),
+        size: fromMicros(size),
+        filled: '0',
+        status: 'pending',
+        reason: null,
+        request: JSON.stringify(body),
+        created_at: now,
+        updated_at: now,
+      };
+      db.acceptSignal(sig, row);
+      persisted = true;
+      counters.accepted++;
+      signalEvent(sig.strategy, sig.id, 'accepted');
+      orderEvent(row);
+      log.info({ signal: sig.id, order: row.order_id, side: row.side, price: row.price, size: row.size }, 'order sent');
+      const outcome = await (client as ClobTradingClient).postOrder(body);
+      settle(db, row, body, outcome);
+    } catch (err) {
+      if (persisted) {
+        // The order is committed as pending (or further); restart marks it unknown for reconciliation.
+        log.error({ err, signal: sig.id }, 'recording the order outcome failed');
+      } else {
+        log.error({ err, signal: sig.id }, 'signal handling failed');
+        deadLetter('internal', (err as Error).message ?? String(err), topics.signal(), undefined, sig);
+      }
+    }
+  }
+
+  /** Records the venue's answer: order state, trades and position in one transaction, then the events. */
+  function settle(db: ExecutorStore, row: OrderRow, body: PostOrderBody, outcome: PostOrderOutcome): void {
+    const now = Date.now();
+    const order: OrderRow = { ...row, updated_at: now };
+    let fill: Fill | undefined;
+    switch (outcome.kind) {
+      case 'not_sent':
+        counters.not_sent++;
+        venueTrouble = `venue unreachable: ${outcome.error}`;
+        // Certain the venue never saw it; a later issue may re-post the same signed order.
+        order.status = 'rejected';
+        order.reason = clip(`not sent: ${outcome.error}`);
+        break;
+      case 'rejected':
+        venueTrouble = undefined;
+        order.status = 'rejected';
+        order.reason = clip(outcome.errorMsg);
+        break;
+      case 'ambiguous':
+        counters.ambiguous++;
+        venueTrouble = `order outcome unknown: ${outcome.error}`;
+        // The order may rest or have filled at the venue: never re-sent, settled by reconciliation.
+        order.status = 'unknown';
+        order.reason = clip(outcome.error);
+        break;
+      case 'accepted': {
+        venueTrouble = undefined;
+        const res = outcome.response;
+        if (res.orderID && res.orderID.toLowerCase() !== row.order_id.toLowerCase()) {
+          log.warn({ order: row.order_id, venue: res.orderID }, 'venue order id differs from the order hash');
+        }
+        order.venue_order_id = res.orderID ?? row.order_id;
+        const r = readFill(order, body, res);
+        order.status = r.status;
+        order.reason = r.note ?? null;
+        if (r.fill.shares > 0n && r.fill.usdc > 0n) fill = r.fill;
+        order.filled = fromMicros(fill?.shares ?? 0n);
+        break;
+      }
+    }
+    const trades: TradeRow[] = [];
+    let position: PositionRow | undefined;
+    if (fill && outcome.kind === 'accepted') {
+      trades.push({
+        trade_id: tradeIdFor(order.order_id, outcome.response.tradeIDs),
+        order_id: order.order_id,
+        strategy: order.strategy,
+        token_id: order.token_id,
+        market: order.market,
+        side: order.side,
+        price: fromMicros(divMicros(fill.usdc, fill.shares)),
+        size: fromMicros(fill.shares),
+        fee: '0',
+        ts: now,
+      });
+      const before = fromRow(db.position(order.strategy, order.token_id));
+      position = toRow(applyFill(before, order.side, fill.shares, fill.usdc), order.strategy, order.token_id, order.market, now);
+    }
+    const signalStatus: SignalStatus | undefined = TERMINAL.has(order.status) ? 'done' : undefined;
+    const inserted = db.recordOutcome(order, trades, position, signalStatus);
+    log.info({ order: order.order_id, outcome: outcome.kind, status: order.status, filled: order.filled, reason: order.reason ?? undefined }, 'order settled');
+    orderEvent(order);
+    if (inserted > 0) {
+      for (const t of trades) {
+        publish<FillEvent>('fill', t.strategy, {
+          type: 'event',
+          kind: 'fill',
+          strategy: t.strategy,
+          order_id: t.order_id,
+          trade_id: t.trade_id,
+          token_id: t.token_id,
+          market: t.market,
+          side: t.side,
+          price: t.price,
+          size: t.size,
+          fee: t.fee,
+        });
+      }
+    }
+    if (position) {
+      publish<PositionEvent>('position', position.strategy, {
+        type: 'event',
+        kind: 'position',
+        strategy: position.strategy,
+        token_id: position.token_id,
+        market: position.market,
+        size: position.size,
+        avg_price: position.avg_price,
+        cost: position.cost,
+        realized_pnl: position.realized_pnl,
+      });
+    }
+  }
+
+  function listPositions(params: Record<string, unknown>): RpcResult<'positions.list'> {
+    const strategy = typeof params.strategy === 'string' ? params.strategy : undefined;
+    const rows = store?.listPositions(strategy) ?? [];
+    return {
+      positions: rows.map((r) => ({
+        strategy: r.strategy,
+        token_id: r.token_id,
+        market: r.market,
+        size: r.size,
+        avg_price: r.avg_price,
+        cost: r.cost,
+        realized_pnl: r.realized_pnl,
+      })),
+    };
+  }
+
+  return {
+    async start() {
+      store = new ExecutorStore(ctx.paths.polybotDb);
+      // Persisted but never answered before the last stop: the venue may have them. Not re-sent.
+      for (const o of store.pendingOrders()) {
+        store.updateOrder({ ...o, status: 'unknown', reason: 'executor stopped before the venue answered', updated_at: Date.now() });
+        log.warn({ order: o.order_id }, 'pending order from a previous run marked unknown');
+      }
+      signer = loadWallet({ privateKey: cfg.POLYBOT_PRIVATE_KEY, venue: cfg.POLYBOT_VENUE, keysDir: ctx.paths.keys });
+      log.info({ address: signer.wallet.address, key_source: signer.source, mode: cfg.POLYBOT_EXECUTION_MODE, clob: clobUrl }, 'wallet ready');
+      client = new ClobTradingClient({ baseUrl: clobUrl, timeoutMs: cfg.POLYBOT_EXECUTOR_ORDER_TIMEOUT_MS });
+      replier = new BusReplier({
+        endpoint: ctx.endpoints['executor.rep'],
+        src: ctx.name,
+        handlers: { 'positions.list': listPositions },
+        log: ctx.log.child({ component: 'executor.rep' }),
+      });
+      await replier.start();
+      // Intake last: nothing is taken before the store, the key and the venue client are ready.
+      puller = new BusPuller({
+        endpoint: ctx.endpoints['signals.push'],
+        onMessage,
+        onInvalid,
+        log: ctx.log.child({ component: 'signals' }),
+      });
+      await puller.start();
+      log.info({ endpoint: ctx.endpoints['signals.push'] }, 'taking signals');
+    },
+
+    stop() {
+      stopping ??= (async () => {
+        // Stop intake first; the order in flight finishes (bounded by the order timeout) and is recorded.
+        await puller?.close();
+        await inflight;
+        await replier?.close();
+        store?.close();
+      })();
+      return stopping;
+    },
+
+    metrics() {
+      const byStatus = store?.db.open ? store.ordersByStatus() : {};
+      const orders: Record<string, number> = {};
+      for (const s of ['pending', 'live', 'partially_filled', 'filled', 'canceled', 'rejected', 'unknown'] as const) {
+        orders[`orders_${s}`] = byStatus[s] ?? 0;
+      }
+      return {
+        execution_mode: cfg.POLYBOT_EXECUTION_MODE,
+        signals_received: counters.received,
+        signals_accepted: counters.accepted,
+        signals_denied: counters.denied,
+        signals_dead_lettered: counters.dead_lettered,
+        signals_duplicate: counters.duplicate,
+        venue_not_sent: counters.not_sent,
+        venue_ambiguous: counters.ambiguous,
+        ...orders,
+      };
+    },
+
+    health() {
+      return venueTrouble ? { state: 'degraded', message: venueTrouble } : { state: 'running' };
+    },
+  };
+}
