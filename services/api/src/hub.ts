@@ -50,6 +50,8 @@ function validPrefix(prefix: string): boolean {
 export class WsHub {
   private readonly clients = new Set<Client>();
   private readonly interest = new Map<string, number>();
+  /** Latest `price.<token>` frame per token: a new subscriber gets the current state at once (snapshot, then updates). */
+  private readonly latestPrices = new Map<string, string>();
   private readonly conflateMs: number;
   private readonly maxBuffered: number;
   private readonly maxPrefixes: number;
@@ -155,12 +157,15 @@ export class WsHub {
       const bad = topics.filter((t) => !validPrefix(t));
       if (bad.length > 0) return this.error(c, `unknown topic prefix ${JSON.stringify(bad[0])}; use one of ${ALL_ROOTS.join(' ')}`);
       if (c.prefixes.size + topics.length > this.maxPrefixes) return this.error(c, `at most ${this.maxPrefixes} subscriptions per connection`);
+      const added: string[] = [];
       for (const t of topics) {
         if (c.prefixes.has(t)) continue;
         c.prefixes.add(t);
         this.retain(t);
+        added.push(t);
       }
       this.reply(c, { op: 'subscribed', topics });
+      this.sendSnapshot(c, added);
     } else {
       for (const t of topics) {
         if (!c.prefixes.delete(t)) continue;
@@ -170,12 +175,26 @@ export class WsHub {
     }
   }
 
+  private sendSnapshot(c: Client, prefixes: string[]): void {
+    if (prefixes.length === 0) return;
+    const now = Date.now();
+    for (const [topic, text] of this.latestPrices) {
+      if (!prefixes.some((p) => topic.startsWith(p))) continue;
+      c.lastSent.set(topic, now);
+      this.forward(c, text);
+    }
+  }
+
   /** Forwards one bus message to every client subscribed to a prefix of its topic. */
   publish(topic: string, msg: BusMessage): void {
-    if (this.clients.size === 0) return;
-    let text: string | undefined;
-    const now = Date.now();
     const conflate = topic.startsWith('price.');
+    let text: string | undefined;
+    if (conflate) {
+      text = JSON.stringify({ topic, data: msg });
+      this.latestPrices.set(topic, text);
+    }
+    if (this.clients.size === 0) return;
+    const now = Date.now();
     for (const c of this.clients) {
       let match = false;
       for (const p of c.prefixes) {

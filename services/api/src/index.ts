@@ -49,7 +49,7 @@ export function createApiService(ctx: ServiceContext<ApiConfig>): ApiService {
 
   const hub = new WsHub({
     log: log.child({ component: 'ws' }),
-    // prices.pub carries the heavy streams; only follow what some client asked for.
+    // Depth and trades are the heavy streams of prices.pub; follow them only while a client wants them.
     onInterest: (prefix, wanted) => (wanted ? pricesSub?.subscribe(prefix) : pricesSub?.unsubscribe(prefix)),
   });
 
@@ -89,7 +89,8 @@ export function createApiService(ctx: ServiceContext<ApiConfig>): ApiService {
       });
       pricesSub = new BusSubscriber({
         endpoints: [ctx.endpoints['prices.pub']],
-        topics: [],
+        // Top of book is always followed so new clients get a snapshot; depth and trades only on demand.
+        topics: ['price.'],
         name: 'api prices',
         log,
         onMessage: (msg: BusMessage, topic: string) => hub.publish(topic, msg),

@@ -279,6 +279,18 @@ describe('WebSocket /ws', () => {
     await waitFor(() => frames.find((f) => f.op === 'unsubscribed'), { what: 'unsubscribed' });
     ws.close();
     await waitFor(() => svc.metrics!().ws_clients === 0, { what: 'client to be gone' });
+
+    // A client that joins later gets the current top of book of every token at once, not only after it moves.
+    const late = new WebSocket(`${base.replace('http', 'ws')}/ws`);
+    closers.push(() => late.terminate());
+    const lateFrames: { topic?: string; data?: PriceMessage }[] = [];
+    late.on('message', (d) => lateFrames.push(JSON.parse(String(d)) as (typeof lateFrames)[number]));
+    await new Promise<void>((resolve) => late.once('open', () => resolve()));
+    late.send(JSON.stringify({ op: 'subscribe', topics: ['price.tokZ'] }));
+    const snap = await waitFor(() => lateFrames.find((f) => f.topic === 'price.tokZ'), { what: 'snapshot price' });
+    expect(snap.data?.bid).toBe(0.49);
+    expect(lateFrames.some((f) => f.topic === 'price.tokW')).toBe(false);
+    late.close();
   });
 });
 
