@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError } from 'commander';
+import { ConfigError } from '@polybot/core';
+import { doctorCommand } from './doctor.js';
+import { logsCommand } from './logs.js';
+import { startCommand } from './start.js';
+import { statusCommand } from './status.js';
+import { stopCommand } from './stop.js';
+import { CliError, err } from './ui.js';
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+const names = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+
+const program = new Command('polybot')
+  .description('Run and inspect a PolyBot stack (data dir from POLYBOT_DATA_DIR, default ./data)')
+  .showHelpAfterError();
+
+program
+  .command('start')
+  .description('start every service under pm2, wait until /api/health is ok and print the dashboard URL')
+  .option('--only <names>', 'start only these processes (comma separated, e.g. sim,bus)', names)
+  .option('--timeout <seconds>', 'how long to wait for the stack to become healthy', positiveInt, 90)
+  .action((o: { only?: string[]; timeout: number }) => startCommand({ ...(o.only ? { only: o.only } : {}), timeoutS: o.timeout }));
+
+program.command('stop').description('stop every service of this data dir and end its pm2 daemon').action(() => stopCommand());
+
+program
+  .command('status')
+  .description('processes of this data dir (pm2) and the API health answer')
+  .option('--json', 'print one JSON object')
+  .action((o: { json?: boolean }) => statusCommand(o));
+
+program
+  .command('logs')
+  .description('print the last lines of the log files (one process or all)')
+  .argument('[name]', 'process name, e.g. api or strategy:threshold')
+  .option('-n, --lines <n>', 'lines per file', positiveInt, 50)
+  .option('-f, --follow', 'keep printing new lines')
+  .action((name: string | undefined, o: { lines: number; follow?: boolean }) => logsCommand(name, o));
+
+program
+  .command('doctor')
+  .description('check Node, builds, data dir, socket paths, ports and Chromium')
+  .action(async () => {
+    if (!(await doctorCommand())) process.exitCode = 1;
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof ConfigError) {
+    err(`polybot: ${e.message}\n(set the variables in the environment or in .env)`);
+    process.exitCode = 2;
+  } else if (e instanceof CliError) {
+    err(`polybot: ${e.message}`);
+    process.exitCode = e.exitCode;
+  } else {
+    err(`polybot: ${(e as Error)?.stack ?? String(e)}`);
+    process.exitCode = 1;
+  }
+}
+// pm2's client keeps reconnect timers alive after disconnect/killDaemon; every command is done here.
+process.exit(process.exitCode ?? 0);
