@@ -15,9 +15,6 @@ const checkPriceChange = Compile(WsPriceChange);
 const checkLastTrade = Compile(WsLastTradePrice);
 const checkTickSize = Compile(WsTickSizeChange);
 
-/** Event types the venue sends that we deliberately do not consume (custom-feature events). */
-const KNOWN_IGNORED = new Set(['best_bid_ask', 'new_market', 'market_resolved']);
-
 export interface ParsedFrame {
   events: WsMarketEvent[];
   /** Objects (or whole frames) that were not valid JSON or failed their schema. */

@@ -213,7 +213,7 @@ function registerUi(app: FastifyInstance, dir: string): void {
     }
     const full = resolve(root, rel);
     const inside = full === root || full.startsWith(root + sep);
-    let isFile = false;
+    let isFile: boolean;
     try {
       isFile = inside && statSync(full).isFile();
     } catch {
