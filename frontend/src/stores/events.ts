@@ -17,6 +17,8 @@ export const useEventsStore = defineStore('events', () => {
   let n = 0;
 
   function add(topic: string, ev: EventMessage): void {
+    // The API replays recent events to every new subscription (also after a reconnect): skip what we have.
+    if (events.value.some((r) => r.ev.src === ev.src && r.ev.seq === ev.seq && r.ev.ts === ev.ts)) return;
     total.value++;
     // src+seq identifies a bus message; the counter keeps keys unique if a publisher restarts at seq 0.
     const row: EventRow = { key: `${ev.src}:${ev.seq}:${n++}`, topic, ev };

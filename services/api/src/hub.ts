@@ -22,6 +22,8 @@ export interface HubOptions {
   maxBufferedBytes?: number;
   maxPrefixesPerClient?: number;
   heartbeatMs?: number;
+  /** How many recent `event.*` messages a new subscriber is sent first (default 200). */
+  recentEvents?: number;
   /** Called when the first client wants a prices.pub prefix (true) or the last one leaves it (false). */
   onInterest?: (busPrefix: string, wanted: boolean) => void;
   log?: { debug(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
@@ -52,6 +54,9 @@ export class WsHub {
   private readonly interest = new Map<string, number>();
   /** Latest `price.<token>` frame per token: a new subscriber gets the current state at once (snapshot, then updates). */
   private readonly latestPrices = new Map<string, string>();
+  /** The last executor events, oldest first, replayed to a new subscriber so "recent events" means recent, not "since you opened the page". */
+  private recentEvents: Array<[string, string]> = [];
+  private readonly maxRecentEvents: number;
   private readonly conflateMs: number;
   private readonly maxBuffered: number;
   private readonly maxPrefixes: number;
@@ -65,6 +70,7 @@ export class WsHub {
     this.conflateMs = opts.conflateMs ?? 250;
     this.maxBuffered = opts.maxBufferedBytes ?? 8 * 1024 * 1024;
     this.maxPrefixes = opts.maxPrefixesPerClient ?? 256;
+    this.maxRecentEvents = opts.recentEvents ?? 200;
   }
 
   get clientCount(): number {
@@ -183,6 +189,9 @@ export class WsHub {
       c.lastSent.set(topic, now);
       this.forward(c, text);
     }
+    for (const [topic, text] of this.recentEvents.slice(-this.maxRecentEvents)) {
+      if (prefixes.some((p) => topic.startsWith(p))) this.forward(c, text);
+    }
   }
 
   /** Forwards one bus message to every client subscribed to a prefix of its topic. */
@@ -192,6 +201,10 @@ export class WsHub {
     if (conflate) {
       text = JSON.stringify({ topic, data: msg });
       this.latestPrices.set(topic, text);
+    } else if (topic.startsWith('event.')) {
+      text = JSON.stringify({ topic, data: msg });
+      this.recentEvents.push([topic, text]);
+      if (this.recentEvents.length > this.maxRecentEvents * 2) this.recentEvents = this.recentEvents.slice(-this.maxRecentEvents);
     }
     if (this.clients.size === 0) return;
     const now = Date.now();

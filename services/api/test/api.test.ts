@@ -294,6 +294,39 @@ describe('WebSocket /ws', () => {
   });
 });
 
+describe('WebSocket /ws event history', () => {
+  it('sends a new subscriber the recent executor events, oldest first, then live ones', async () => {
+    const fwd = new Forwarder({ frontend: ep['events.in'], backend: ep['events.pub'] });
+    await fwd.start();
+    closers.push(() => fwd.stop());
+    const { base, svc } = await startApi();
+    const pub = new BusPublisher({ endpoint: ep['events.in'], mode: 'connect', src: 'executor' });
+    await pub.start();
+    closers.push(() => pub.close());
+    const signalEvent = (id: string) => ({ type: 'event' as const, kind: 'signal' as const, strategy: 'threshold', signal_id: id, status: 'denied' as const, code: 'max_position' });
+    // Until the api's subscription is live, published events are lost (slow joiner): repeat the first.
+    await waitFor(() => {
+      pub.publish(topics.event('signal', 'threshold'), signalEvent('sig-first-0000'));
+      return Number(svc.metrics!().events_received) > 0;
+    }, { what: 'api to receive events' });
+    pub.publish(topics.event('signal', 'threshold'), signalEvent('sig-second-000'));
+    await waitFor(() => Number(svc.metrics!().events_received) >= 2);
+
+    const ws = new WebSocket(`${base.replace('http', 'ws')}/ws`);
+    closers.push(() => ws.terminate());
+    const frames: { topic?: string; data?: { signal_id?: string } }[] = [];
+    ws.on('message', (d) => frames.push(JSON.parse(String(d)) as (typeof frames)[number]));
+    await new Promise<void>((resolve) => ws.once('open', () => resolve()));
+    ws.send(JSON.stringify({ op: 'subscribe', topics: ['event.'] }));
+    await waitFor(() => frames.some((f) => f.data?.signal_id === 'sig-second-000'), { what: 'replayed events' });
+    const ids = frames.filter((f) => f.topic?.startsWith('event.')).map((f) => f.data?.signal_id);
+    expect(ids.indexOf('sig-first-0000')).toBeLessThan(ids.indexOf('sig-second-000'));
+    pub.publish(topics.event('signal', 'threshold'), signalEvent('sig-live-00000'));
+    await waitFor(() => frames.some((f) => f.data?.signal_id === 'sig-live-00000'), { what: 'a live event' });
+    ws.close();
+  });
+});
+
 describe('/ui', () => {
   it('serves the dashboard build, with index.html for client routes', async () => {
     const ui = join(tmp.dir, 'ui');
