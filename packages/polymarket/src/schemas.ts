@@ -1,4 +1,4 @@
-import Type, { type Static } from 'typebox';
+import Type, { type Static, type TSchema } from 'typebox';
 
 /**
  * Polymarket's wire shapes, as documented in shared/polymarket/PROTOCOL.md. The simulator emits
@@ -194,3 +194,109 @@ export function parseJsonArray(s: string | undefined): string[] {
     return [];
   }
 }
+
+// ---------------------------------------------------------------- user WebSocket and order/trade records
+
+export const WsUserOrder = Type.Object({
+  event_type: Type.Literal('order'),
+  id: Type.String(),
+  owner: Type.String(),
+  order_owner: Type.Optional(Type.String()),
+  market: Type.String(),
+  asset_id: Type.String(),
+  side: VSide,
+  price: VDecimal,
+  original_size: VDecimal,
+  size_matched: VDecimal,
+  outcome: Type.Optional(Type.String()),
+  type: Type.Union([Type.Literal('PLACEMENT'), Type.Literal('UPDATE'), Type.Literal('CANCELLATION')]),
+  /** LIVE, MATCHED, CANCELED, INVALID, DELAYED, UNMATCHED, CANCELED_MARKET_RESOLVED, or CANCELED_<reason>: parse by prefix. */
+  status: Type.String(),
+  associate_trades: Type.Union([Type.Array(Type.String()), Type.Null()]),
+  maker_address: Type.Optional(Type.String()),
+  order_type: Type.Optional(VOrderType),
+  expiration: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  created_at: Type.Optional(Type.String()),
+  timestamp: Type.String(),
+});
+export type WsUserOrder = Static<typeof WsUserOrder>;
+
+export const TradeStatus = Type.Union([
+  Type.Literal('MATCHED'),
+  Type.Literal('MINED'),
+  Type.Literal('CONFIRMED'),
+  Type.Literal('RETRYING'),
+  Type.Literal('FAILED'),
+]);
+
+export const MakerOrderFill = Type.Object({
+  order_id: Type.String(),
+  owner: Type.String(),
+  maker_address: Type.String(),
+  matched_amount: VDecimal,
+  price: VDecimal,
+  fee_rate_bps: Type.String(),
+  asset_id: Type.String(),
+  outcome: Type.String(),
+  side: Type.Optional(VSide),
+});
+
+export const WsUserTrade = Type.Object({
+  event_type: Type.Literal('trade'),
+  type: Type.Literal('TRADE'),
+  id: Type.String(),
+  taker_order_id: Type.String(),
+  market: Type.String(),
+  asset_id: Type.String(),
+  side: VSide,
+  size: VDecimal,
+  price: VDecimal,
+  fee_rate_bps: Type.String(),
+  status: TradeStatus,
+  match_time: Type.String(),
+  last_update: Type.String(),
+  timestamp: Type.String(),
+  outcome: Type.String(),
+  owner: Type.String(),
+  trade_owner: Type.Optional(Type.String()),
+  maker_address: Type.String(),
+  transaction_hash: Type.Optional(Type.String()),
+  bucket_index: Type.Optional(Type.Number()),
+  trader_side: Type.Union([Type.Literal('TAKER'), Type.Literal('MAKER')]),
+  maker_orders: Type.Array(MakerOrderFill),
+});
+export type WsUserTrade = Static<typeof WsUserTrade>;
+
+/** `GET /data/order/{id}` and each element of `GET /data/orders` `data`. */
+export const OpenOrder = Type.Object({
+  id: Type.String(),
+  status: Type.String(),
+  owner: Type.String(),
+  maker_address: Type.String(),
+  market: Type.String(),
+  asset_id: Type.String(),
+  side: VSide,
+  original_size: VDecimal,
+  size_matched: VDecimal,
+  price: VDecimal,
+  associate_trades: Type.Array(Type.String()),
+  outcome: Type.String(),
+  created_at: Type.Number(),
+  expiration: Type.String(),
+  order_type: VOrderType,
+});
+export type OpenOrder = Static<typeof OpenOrder>;
+
+/** `{ canceled: [ids], not_canceled: { id: reason } }` from every cancel route. */
+export const CancelResponse = Type.Object({
+  canceled: Type.Array(Type.String()),
+  not_canceled: Type.Record(Type.String(), Type.String()),
+});
+export type CancelResponse = Static<typeof CancelResponse>;
+
+/** Paged listings (`/data/orders`, `/data/trades`, CLOB `/markets`): cursors start at "MA==" and end at "LTE=". */
+export const Paged = <T extends TSchema>(item: T) =>
+  Type.Object({ limit: Type.Number(), count: Type.Number(), next_cursor: Type.String(), data: Type.Array(item) });
+
+export const ApiCreds = Type.Object({ apiKey: Type.String(), secret: Type.String(), passphrase: Type.String() });
+export type ApiCreds = Static<typeof ApiCreds>;

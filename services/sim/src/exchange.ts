@@ -8,6 +8,8 @@ import type {
   WsBook,
   WsLastTradePrice,
   WsPriceChange,
+  WsUserOrder,
+  WsUserTrade,
 } from '@polybot/polymarket';
 import { OrderBook, type Fill, type LevelChange, type RestingOrder, type Side } from './book.js';
 import { generateMarkets, type SimMarket } from './markets.js';
@@ -16,6 +18,9 @@ import { Rng } from './rng.js';
 /** What the exchange tells the outside world; already in the venue's wire shapes. */
 export type ExchangeEvent = WsPriceChange | WsLastTradePrice | WsBook;
 export type ExchangeListener = (ev: ExchangeEvent) => void;
+/** Private events for one account, as the user channel sends them; `address` is the account (lower case). */
+export type UserEvent = { address: string; event: WsUserOrder | WsUserTrade };
+export type UserListener = (ev: UserEvent) => void;
 
 export interface ExchangeOptions {
   seed: number;
@@ -101,6 +106,7 @@ export class Exchange {
   private readonly accounts = new Map<string, Account>();
   private readonly seenOrders = new Set<string>();
   private readonly listeners = new Set<ExchangeListener>();
+  private readonly userListeners = new Set<UserListener>();
   private readonly rng: Rng;
   private readonly now: () => number;
   private seq = 0;
@@ -141,6 +147,16 @@ export class Exchange {
   on(listener: ExchangeListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Order and trade events of user accounts (the user WebSocket channel). */
+  onUser(listener: UserListener): () => void {
+    this.userListeners.add(listener);
+    return () => this.userListeners.delete(listener);
+  }
+
+  protected emitUser(ev: UserEvent): void {
+    for (const l of this.userListeners) l(ev);
   }
 
   hasToken(tokenId: string): boolean {

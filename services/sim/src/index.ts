@@ -5,6 +5,7 @@ import Type, { type Static } from 'typebox';
 import { Exchange } from './exchange.js';
 import { MarketHub } from './market-ws.js';
 import { buildServer } from './server.js';
+import { createApiKeyStore } from './auth.js';
 
 export { Exchange } from './exchange.js';
 export type { AccountView, ExchangeEvent, ExchangeOptions } from './exchange.js';
@@ -36,6 +37,7 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
     startBalance: toMicros(cfg.POLYBOT_SIM_START_BALANCE),
   });
   const hub = new MarketHub(exchange, ctx.log.child({ component: 'ws-market' }));
+  const auth = createApiKeyStore();
   const unsubscribe = exchange.on((ev) => hub.publish(ev));
   let app: FastifyInstance | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -62,7 +64,7 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
     },
     exchange,
     async start() {
-      app = await buildServer({ exchange, hub, log: ctx.log, onInvalidOrder: () => invalidOrders++ });
+      app = await buildServer({ exchange, hub, log: ctx.log, onInvalidOrder: () => invalidOrders++, config: ctx.config, auth });
       await app.listen({ host: cfg.POLYBOT_HOST, port: cfg.POLYBOT_SIM_PORT });
       const addr = app.server.address();
       port = typeof addr === 'object' && addr ? addr.port : cfg.POLYBOT_SIM_PORT;
