@@ -16,6 +16,7 @@ export interface ApiKeyRecord {
 
 export interface ApiKeyStore {
   get(apiKey: string): ApiKeyRecord | undefined;
+  put(record: ApiKeyRecord): void;
   byAddress(address: string): ApiKeyRecord[];
 }
 
@@ -30,6 +31,7 @@ export function createApiKeyStore(): ApiKeyStore {
   const keys = new Map<string, ApiKeyRecord>();
   return {
     get: (k) => keys.get(k),
+    put: (r) => void keys.set(r.apiKey, r),
     byAddress: (a) => [...keys.values()].filter((r) => r.address === a.toLowerCase()),
   };
 }

@@ -64,7 +64,7 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
     },
     exchange,
     async start() {
-      app = await buildServer({ exchange, hub, log: ctx.log, onInvalidOrder: () => invalidOrders++, config: ctx.config, auth });
+      app = await buildServer({ exchange, hub, log: ctx.log, onInvalidOrder: () => invalidOrders++, config: ctx.config, auth, dataDir: ctx.paths.root });
       await app.listen({ host: cfg.POLYBOT_HOST, port: cfg.POLYBOT_SIM_PORT });
       const addr = app.server.address();
       port = typeof addr === 'object' && addr ? addr.port : cfg.POLYBOT_SIM_PORT;

@@ -5,7 +5,10 @@ import type { ApiKeyStore } from './auth.js';
 import type { Exchange } from './exchange.js';
 import type { MarketHub } from './market-ws.js';
 import type { SimConfig } from './index.js';
+import { registerFaults } from './faults.js';
 import { registerAuthRoutes } from './routes/auth.js';
+import { registerHeartbeatRoutes } from './routes/heartbeats.js';
+import { registerUserWs } from './routes/user-ws.js';
 import { registerGammaRoutes } from './routes/gamma.js';
 import { registerPublicRoutes } from './routes/public.js';
 import { registerTradingRoutes } from './routes/trading.js';
@@ -19,6 +22,11 @@ export interface ServerDeps {
   config: SimConfig;
   /** L1-created API keys; private routes resolve `req.auth` from them. */
   auth: ApiKeyStore;
+  /** A wallet created its first API key: open its account with the starting balance. */
+  onAccountCreated?: (address: string) => void;
+  /** An account's heartbeats stopped: cancel its open orders (the venue's dead-man switch). */
+  onHeartbeatExpired?: (address: string) => void;
+  dataDir: string;
 }
 
 /** The simulator's HTTP surface: Gamma (`/markets`), public CLOB, `POST /order`, and `/ws/market`. */
@@ -37,10 +45,14 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
 
+  // Faults first: their hooks must wrap every other route.
+  registerFaults(app, deps);
   registerGammaRoutes(app, deps);
   registerPublicRoutes(app, deps);
   registerAuthRoutes(app, deps);
   registerTradingRoutes(app, deps);
+  registerHeartbeatRoutes(app, deps);
+  registerUserWs(app, deps);
 
   // ---------------------------------------------------------------- market WebSocket
 
