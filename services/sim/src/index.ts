@@ -15,6 +15,13 @@ export const SimConfig = serviceConfig({
   POLYBOT_SIM_MARKETS: Type.Integer({ minimum: 1, maximum: 500, default: 12 }),
   POLYBOT_SIM_EVENT_RATE: Type.Number({ minimum: 0, maximum: 10_000, default: 20, description: 'maker events per second, all markets together' }),
   POLYBOT_SIM_START_BALANCE: Type.String({ pattern: '^[0-9]+(\\.[0-9]{1,6})?$', default: '10000', description: 'pUSD each new owner starts with' }),
+  POLYBOT_SIM_REQUIRE_AUTH: Type.Boolean({ default: false, description: 'private routes demand L2 (HMAC) auth, as the venue does' }),
+  POLYBOT_SIM_AUTH_SKEW_S: Type.Integer({ minimum: 1, maximum: 3600, default: 300, description: 'accepted clock skew of L1/L2 timestamps' }),
+  POLYBOT_SIM_HEARTBEAT_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 15_000, description: 'silence after which an account with heartbeats gets its orders cancelled' }),
+  POLYBOT_SIM_MINE_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 1000, description: 'MATCHED → MINED delay of a trade' }),
+  POLYBOT_SIM_CONFIRM_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 3000, description: 'MINED → CONFIRMED delay of a trade' }),
+  POLYBOT_SIM_FAIL_RATE: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'share of trades that end FAILED, their fills reverted' }),
+  POLYBOT_SIM_ADMIN_SECRET: Type.Optional(Type.String({ minLength: 16, description: 'enables /admin (faults, funding) for callers sending it as x-admin-secret' })),
 });
 export type SimConfig = Static<typeof SimConfig>;
 
