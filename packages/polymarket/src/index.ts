@@ -4,3 +4,4 @@ export * from './clob-public.js';
 export * from './market-ws.js';
 export * from './order.js';
 export * from './clob-trading.js';
+export * from './auth.js';

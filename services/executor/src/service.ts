@@ -1,8 +1,11 @@
 import { BusPuller, BusReplier, type InvalidFrame } from '@polybot/bus';
 import { venueUrls, type Service, type ServiceContext } from '@polybot/core';
 import {
+  buildL2Headers,
   buildSignedOrder,
   ClobTradingClient,
+  createOrDeriveApiKey,
+  type ApiCreds,
   OrderBuildError,
   orderHash,
   type OrderResponse,
@@ -122,6 +125,12 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
   let inflight: Promise<void> | undefined;
   let stopping: Promise<void> | undefined;
   let venueTrouble: string | undefined;
+  // L2 API credentials (sim venue): secret material, never logged, never put into events or rows.
+  let creds: ApiCreds | undefined;
+  let credsError: string | undefined;
+  let credsTimer: NodeJS.Timeout | undefined;
+  let credsAttempts = 0;
+  let stopped = false;
 
   const publish = <M extends BusMessage>(kind: string, strategy: string, msg: Unstamped<M>) => {
     if (!ctx.events.publish(topics.event(kind, strategy), msg)) log.warn({ kind, strategy }, 'event not published');
@@ -195,6 +204,40 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
     return { held, openBuy, openSell };
   }
 
+  /** One create-or-derive of the wallet's API key at the venue; false (with `credsError`) when it failed. */
+  async function acquireCreds(): Promise<boolean> {
+    const wallet = (signer as LoadedWallet).wallet;
+    try {
+      const got = await createOrDeriveApiKey(clobUrl, wallet, { timeoutMs: cfg.POLYBOT_EXECUTOR_ORDER_TIMEOUT_MS });
+      if (stopped) return true;
+      creds = got;
+      credsError = undefined;
+      credsAttempts = 0;
+      log.info({ address: wallet.address }, 'venue API credentials ready');
+      return true;
+    } catch (err) {
+      const e = err as Error & { cause?: { message?: string } };
+      credsError = clip([e.message, e.cause?.message].filter(Boolean).join(': ') || String(err), 300);
+      return false;
+    }
+  }
+
+  /** Retries `acquireCreds` with backoff (0.5 s doubling to 30 s) until it works or the executor stops. */
+  function retryCreds(): void {
+    if (stopped || creds || credsTimer) return;
+    const delay = Math.min(30_000, 500 * 2 ** Math.min(credsAttempts++, 6));
+    credsTimer = setTimeout(() => {
+      void acquireCreds().then((ok) => {
+        credsTimer = undefined;
+        if (!ok) {
+          log.warn({ error: credsError, retry_in_ms: Math.min(30_000, 500 * 2 ** Math.min(credsAttempts, 6)) }, 'venue API credentials not available yet');
+          retryCreds();
+        }
+      });
+    }, delay);
+    credsTimer.unref();
+  }
+
   async function onMessage(msg: BusMessage, topic: string): Promise<void> {
     if (msg.type !== 'signal') {
       deadLetter('unexpected_type', `a ${msg.type} message on the signals socket`, topic, undefined);
@@ -220,6 +263,10 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
         log.info({ signal: sig.id, strategy: sig.strategy }, 'duplicate signal ignored');
         return;
       }
+      if (!creds) {
+        return deny(sig, 'no_api_credentials', `no API credentials from the venue yet${credsError ? ` (${credsError})` : ''}; retrying in the background`, now);
+      }
+      const owner = creds.apiKey;
       const decision = checkRisk(sig, db.market(sig.token_id), exposure(db, sig.strategy, sig.token_id), limits);
       if (!decision.ok) return deny(sig, decision.code, decision.reason, now);
       const { market, tickSize, price, size } = decision;
@@ -236,8 +283,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
           tickSize,
           negRisk: market.negRisk,
         });
-        // L2 API keys come later; until then the owner is the signing address.
-        body = { order, owner: wallet.address.toLowerCase(), orderType: sig.order_type, deferExec: false, postOnly: false };
+        body = { order, owner, orderType: sig.order_type, deferExec: false, postOnly: false };
       } catch (err) {
         if (err instanceof OrderBuildError) return deny(sig, `order_${err.code}`, err.message, now);
         throw err;
@@ -296,6 +342,13 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
         venueTrouble = undefined;
         order.status = 'rejected';
         order.reason = clip(outcome.errorMsg);
+        if (outcome.status === 401 && creds) {
+          // The venue no longer knows the key (e.g. its data was reset): derive again before the next order.
+          creds = undefined;
+          credsError = `venue refused the API key: ${clip(outcome.errorMsg, 200)}`;
+          log.warn({ order: row.order_id }, 'venue refused the API key; deriving it again');
+          retryCreds();
+        }
         break;
       case 'ambiguous':
         counters.ambiguous++;
@@ -399,7 +452,18 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
       }
       signer = loadWallet({ privateKey: cfg.POLYBOT_PRIVATE_KEY, venue: cfg.POLYBOT_VENUE, keysDir: ctx.paths.keys });
       log.info({ address: signer.wallet.address, key_source: signer.source, mode: cfg.POLYBOT_EXECUTION_MODE, clob: clobUrl }, 'wallet ready');
-      client = new ClobTradingClient({ baseUrl: clobUrl, timeoutMs: cfg.POLYBOT_EXECUTOR_ORDER_TIMEOUT_MS });
+      const address = signer.wallet.address;
+      client = new ClobTradingClient({
+        baseUrl: clobUrl,
+        timeoutMs: cfg.POLYBOT_EXECUTOR_ORDER_TIMEOUT_MS,
+        // L2 HMAC over the exact body text sent; nothing without credentials (the order is denied before that).
+        authHeaders: (method, path, text) => (creds ? { ...buildL2Headers(creds, address, { method, requestPath: path, body: text }) } : {}),
+      });
+      // One attempt now (bounded by the order timeout), then in the background: start() never waits for the venue.
+      if (!(await acquireCreds())) {
+        log.warn({ error: credsError }, 'venue API credentials not available yet; retrying in the background, signals are denied until then');
+        retryCreds();
+      }
       replier = new BusReplier({
         endpoint: ctx.endpoints['executor.rep'],
         src: ctx.name,
@@ -420,6 +484,9 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
 
     stop() {
       stopping ??= (async () => {
+        stopped = true;
+        if (credsTimer) clearTimeout(credsTimer);
+        credsTimer = undefined;
         // Stop intake first; the order in flight finishes (bounded by the order timeout) and is recorded.
         await puller?.close();
         await inflight;
@@ -444,12 +511,15 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
         signals_duplicate: counters.duplicate,
         venue_not_sent: counters.not_sent,
         venue_ambiguous: counters.ambiguous,
+        venue_auth_ready: creds ? 1 : 0,
         ...orders,
       };
     },
 
     health() {
-      return venueTrouble ? { state: 'degraded', message: venueTrouble } : { state: 'running' };
+      if (venueTrouble) return { state: 'degraded', message: venueTrouble };
+      if (!creds) return { state: 'degraded', message: `no venue API credentials yet${credsError ? `: ${credsError}` : ''}` };
+      return { state: 'running' };
     },
   };
 }

@@ -1,4 +1,5 @@
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,7 +9,7 @@ import { encode } from '@msgpack/msgpack';
 import { Wallet, verifyTypedData } from 'ethers';
 import { BusPusher, BusRequester, BusSubscriber, Forwarder, resolveEndpoints, type Endpoints } from '@polybot/bus';
 import { createLogger, loadConfig, openDatabase, ServiceRunner, type SqliteDb } from '@polybot/core';
-import { orderHash, orderTypedData, type PostOrderBody } from '@polybot/polymarket';
+import { clobAuthTypedData, hmacSignature, orderHash, orderTypedData, type ApiCreds, type PostOrderBody } from '@polybot/polymarket';
 import { fromMicros, newId, type BusMessage, type PriceMessage, type SignalMessage, type Unstamped } from '@polybot/protocol';
 import { tempDataDir, waitFor } from '@polybot/testkit';
 import { createExecutorService, ExecutorConfig } from '../src/index.js';
@@ -46,12 +47,19 @@ function seedScanner(file: string): void {
   db.close();
 }
 
-type Mode = 'fill' | 'partial' | 'live' | 'reject' | 'reject400' | 'error500' | 'hang';
+type Mode = 'fill' | 'partial' | 'live' | 'reject' | 'reject400' | 'error500' | 'hang' | 'unauthorized';
 
 /** A CLOB that answers POST /order in the OrderResponse shape after checking the signature. */
 class FakeClob {
   mode: Mode = 'fill';
+  /** false: the API key routes answer 503 (the venue is not ready). */
+  authUp = true;
   readonly posted: PostOrderBody[] = [];
+  /** Headers and exact body text of each POST /order (L2 auth is checked by the test, not here). */
+  readonly requests: Array<{ headers: Record<string, string | string[] | undefined>; text: string }> = [];
+  /** API keys by lower-case address, made on POST /auth/api-key (L1 signature checked). */
+  readonly keys = new Map<string, ApiCreds>();
+  authCalls = 0;
   private server?: Server;
   private trade = 0;
   url = '';
@@ -60,20 +68,39 @@ class FakeClob {
     this.server = createServer((req, res) => {
       let text = '';
       req.on('data', (c: Buffer) => (text += c.toString()));
-      req.on('end', () => this.handle(req.method ?? '', req.url ?? '', text, res));
+      req.on('end', () => this.handle(req, req.method ?? '', req.url ?? '', text, res));
     });
     await new Promise<void>((r) => this.server?.listen(0, '127.0.0.1', r));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 
-  private handle(method: string, url: string, text: string, res: ServerResponse): void {
+  private auth(method: string, url: string, req: IncomingMessage, json: (status: number, v: unknown) => void): void {
+    this.authCalls++;
+    if (!this.authUp) return json(503, { error: 'not ready' });
+    const h = req.headers as Record<string, string>;
+    const td = clobAuthTypedData(h.poly_address ?? '', h.poly_timestamp ?? '', BigInt(h.poly_nonce ?? '0'), 137);
+    if (verifyTypedData(td.domain, td.types, td.message, h.poly_signature ?? '') !== h.poly_address) return json(401, { error: 'Unauthorized/Invalid api key' });
+    const address = (h.poly_address ?? '').toLowerCase();
+    const have = this.keys.get(address);
+    if (method === 'POST') {
+      if (have) return json(400, { error: 'Could not create api key' });
+      const creds = { apiKey: randomUUID(), secret: randomBytes(32).toString('base64url') + '=', passphrase: randomBytes(32).toString('hex') };
+      this.keys.set(address, creds);
+      return json(200, creds);
+    }
+    return have ? json(200, have) : json(400, { error: 'Could not derive api key!' });
+  }
+
+  private handle(req: IncomingMessage, method: string, url: string, text: string, res: ServerResponse): void {
     const json = (status: number, v: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(v));
     };
+    if (url === '/auth/api-key' || url === '/auth/derive-api-key') return this.auth(method, url, req, json);
     if (method !== 'POST' || url !== '/order') return json(404, { error: 'not found' });
     const body = JSON.parse(text) as PostOrderBody;
     this.posted.push(body);
+    this.requests.push({ headers: req.headers, text });
     const o = body.order;
     const negRisk = NEG_RISK[o.tokenId] ?? false;
     const td = orderTypedData(o, negRisk);
@@ -96,6 +123,8 @@ class FakeClob {
         return json(500, { error: 'Internal server error' });
       case 'hang':
         return; // never answers
+      case 'unauthorized':
+        return json(401, { error: 'Unauthorized/Invalid api key' });
     }
   }
 
@@ -223,7 +252,7 @@ describe('executor', () => {
     expect(pos).toMatchObject({ topic: 'event.position.s1', size: '10', avg_price: '0.56', cost: '5.6', realized_pnl: '0' });
 
     const body = clob.posted.at(-1) as PostOrderBody;
-    expect(body).toMatchObject({ orderType: 'GTC', owner: body.order.signer.toLowerCase(), order: { side: 'BUY', makerAmount: '5600000', takerAmount: '10000000', tokenId: YES } });
+    expect(body).toMatchObject({ orderType: 'GTC', owner: clob.keys.get(body.order.signer.toLowerCase())?.apiKey, order: { side: 'BUY', makerAmount: '5600000', takerAmount: '10000000', tokenId: YES } });
     const order = orderOf(s.id);
     expect(order).toMatchObject({ order_id: orderHash(body.order, false), venue_order_id: orderHash(body.order, false), status: 'filled', filled: '10', price: '0.56', size: '10', strategy: 's1', market: M1 });
     expect(JSON.parse(order?.request as string)).toEqual(body); // persisted exactly what was sent
@@ -232,6 +261,20 @@ describe('executor', () => {
     ]);
     expect(position(YES)).toMatchObject({ size: '10', avg_price: '0.56', cost: '5.6', realized_pnl: '0', market: M1 });
     expect(signalRow(s.id)).toMatchObject({ status: 'done', strategy: 's1', token_id: YES });
+  });
+
+  it('signs every order request with L2 headers that verify against the API secret', async () => {
+    expect(clob.requests.length).toBeGreaterThan(0);
+    for (const { headers, text } of clob.requests) {
+      const body = JSON.parse(text) as PostOrderBody;
+      const address = body.order.signer;
+      const creds = clob.keys.get(address.toLowerCase()) as ApiCreds;
+      expect(headers).toMatchObject({ poly_address: address, poly_api_key: creds.apiKey, poly_passphrase: creds.passphrase });
+      const ts = Number(headers.poly_timestamp);
+      expect(Math.abs(ts - Date.now() / 1000)).toBeLessThan(60);
+      expect(headers.poly_signature).toBe(hmacSignature(creds.secret, headers.poly_timestamp as string, 'POST', '/order', text));
+      expect(body.owner).toBe(creds.apiKey);
+    }
   });
 
   it('averages buys and realizes PnL on a sell against the average price', async () => {
@@ -404,7 +447,9 @@ describe('executor', () => {
     expect(statSync(keyFile).mode & 0o777).toBe(0o600);
     const key = readFileSync(keyFile, 'utf8').trim();
     const address = new Wallet(key).address.toLowerCase();
-    expect(clob.posted.every((b) => b.owner === address)).toBe(true);
+    const creds = clob.keys.get(address) as ApiCreds;
+    expect(creds).toBeDefined();
+    expect(clob.posted.every((b) => b.owner === creds.apiKey)).toBe(true);
 
     // Graceful stop with an order in flight: intake stops, the order finishes (as unknown), then close.
     clob.mode = 'hang';
@@ -420,9 +465,72 @@ describe('executor', () => {
     await runner.start();
     const again = push(signal({ token_id: NO, side: 'SELL', price: 0.5, size: 5 }));
     await eventFor('order', (e) => e.signal_id === again.id && e.status === 'filled', 'order after restart');
-    expect(clob.posted.at(-1)?.owner).toBe(address);
+    expect(clob.posted.at(-1)?.owner).toBe(creds.apiKey); // derived again after the restart: the same key
+    expect(clob.keys.size).toBe(1);
     expect(logs.length).toBeGreaterThan(10);
-    expect(logs.join('\n')).not.toContain(key.replace(/^0x/, ''));
+    const text = logs.join('\n');
+    expect(text).not.toContain(key.replace(/^0x/, ''));
+    for (const secret of [creds.secret, creds.secret.replace(/=+$/, ''), creds.passphrase, creds.apiKey]) expect(text).not.toContain(secret);
+  });
+});
+
+describe('executor without venue API credentials', () => {
+  it('starts anyway, denies signals until the key is derived, and derives again after a 401', async () => {
+    const clob = new FakeClob();
+    clob.authUp = false;
+    const tmp = tempDataDir('pbexa');
+    seedScanner(join(tmp.dir, 'polybot.db'));
+    await clob.start();
+    const stack = await startBus(tmp.dir, tmp);
+    const runner = executorRunner(tmp.dir, clob.url);
+    const pusher = new BusPusher({ endpoint: stack.ep['signals.push'], src: 'strategy:s1' });
+    const sig = (over: Partial<SignalMessage> = {}): Unstamped<SignalMessage> => ({
+      type: 'signal', id: newId('sig-'), strategy: 's1', token_id: YES, market: M1, side: 'BUY', price: 0.5, size: 5, order_type: 'GTC', ...over,
+    });
+    const outcome = (id: string) =>
+      waitFor(() => stack.events.find((e) => e.type === 'event' && ((e.kind === 'signal' && e.signal_id === id && e.status === 'denied') || (e.kind === 'order' && e.signal_id === id && e.status !== 'pending'))), { what: `outcome of ${id}`, timeoutMs: 10_000 });
+    try {
+      const t0 = Date.now();
+      await runner.start();
+      expect(Date.now() - t0).toBeLessThan(5000);
+      await waitFor(() => stack.events.some((e) => e.type === 'status'), { what: 'executor status' });
+      pusher.start();
+      const a = sig();
+      pusher.push('signal', a);
+      expect(await outcome(a.id)).toMatchObject({ kind: 'signal', status: 'denied', code: 'no_api_credentials' });
+      expect(String((await outcome(a.id)).reason)).toMatch(/no API credentials.*503|not ready/);
+      expect(clob.posted).toHaveLength(0);
+
+      clob.authUp = true; // the venue comes up: the background retry gets the key
+      await waitFor(() => clob.keys.size === 1, { what: 'api key created', timeoutMs: 10_000 });
+      await waitFor(() => stack.events.some((e) => e.type === 'status' && (e.metrics as Record<string, number>)?.venue_auth_ready === 1), { what: 'auth ready metric' });
+      const b = sig();
+      pusher.push('signal', b);
+      expect(await outcome(b.id)).toMatchObject({ kind: 'order', status: 'filled' });
+
+      // The venue forgets the key: the order is rejected with its reason and the key is derived again.
+      clob.mode = 'unauthorized';
+      const calls = clob.authCalls;
+      const c = sig();
+      pusher.push('signal', c);
+      expect(await outcome(c.id)).toMatchObject({ kind: 'order', status: 'rejected', reason: 'Unauthorized/Invalid api key' });
+      await waitFor(() => clob.authCalls > calls + 1, { what: 'derive again', timeoutMs: 10_000 });
+      const since = stack.events.length;
+      await waitFor(() => stack.events.slice(since).some((e) => e.type === 'status' && (e.metrics as Record<string, number>)?.venue_auth_ready === 1), { what: 'auth ready again' });
+      clob.mode = 'fill';
+      const d = sig();
+      pusher.push('signal', d);
+      expect(await outcome(d.id)).toMatchObject({ kind: 'order', status: 'filled' });
+      const key = [...clob.keys.values()][0] as ApiCreds;
+      expect(clob.posted.map((p) => p.owner)).toEqual([key.apiKey, key.apiKey, key.apiKey]);
+    } finally {
+      await pusher.close(500);
+      await runner.stop();
+      await stack.sub.close();
+      await stack.fwd.stop();
+      await clob.stop();
+      tmp.cleanup();
+    }
   });
 });
 

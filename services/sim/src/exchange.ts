@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
-import { fromMicros, microsToNumber, mulMicros, MICROS_PER_UNIT } from '@polybot/protocol';
+import { fromMicros, microsToNumber, mulMicros, MICROS_PER_UNIT, toMicros } from '@polybot/protocol';
 import type {
   BookSummary,
+  CancelResponse,
   GammaMarket,
+  OpenOrder,
   OrderResponse,
   PostOrderBody,
   WsBook,
@@ -25,23 +27,50 @@ export type UserListener = (ev: UserEvent) => void;
 export interface ExchangeOptions {
   seed: number;
   markets: number;
-  /** Collateral every new owner starts with, micro units. */
+  /** Collateral every new account starts with, micro units. */
   startBalance: bigint;
   now?: () => number;
+  /** MATCHED → MINED delay of a trade, ms (default 1000). */
+  mineMs?: number;
+  /** MINED → CONFIRMED (or FAILED) delay, ms (default 3000). */
+  confirmMs?: number;
+  /** Share of trades that end FAILED with their fills reverted, 0..1 (default 0; seeded). */
+  failRate?: number;
+  /**
+   * Whether the exchange arms its own (unref'd) timer to advance trades and expire GTD orders
+   * (default true). Tests with an injected clock turn it off and call `tick(now)`.
+   */
+  timers?: boolean;
 }
 
 export interface AccountView {
+  /** Wallet address, lower case. */
+  address: string;
   collateral: string;
   lockedCollateral: string;
   positions: Record<string, string>;
+  /** Shares reserved by open SELL orders (non-zero entries only). */
+  lockedPositions: Record<string, string>;
 }
+
+/** A `/data/trades` record: the user-channel trade fields without `event_type`/`type`, plus these two. */
+export type TradeRecord = Omit<WsUserTrade, 'event_type' | 'type'> & { match_time_nano: string; err_msg: string };
+
+export type TradeStatus = WsUserTrade['status'];
 
 export const ERR_FOK = "order couldn't be fully filled. FOK orders are fully filled or killed.";
 export const ERR_FAK = 'no orders found to match with FAK order. FAK orders are partially filled or killed if no match is found.';
 export const ERR_BALANCE = 'not enough balance / allowance';
+/** Order statuses the exchange uses (CANCELED_MARKET_RESOLVED is reserved for resolution). */
+export const ORDER_STATUS = { LIVE: 'LIVE', MATCHED: 'MATCHED', CANCELED: 'CANCELED', CANCELED_MARKET_RESOLVED: 'CANCELED_MARKET_RESOLVED' } as const;
+/** Spender reported by `/balance-allowance` (the V2 CTF exchange). */
+export const EXCHANGE_ADDRESS = '0xE111180000d2663C0091e4f400237545B87B996B';
+export const MAX_ALLOWANCE = '115792089237316195423570985008687907853269984665640564039457584007913129639935';
 
 const ONE = MICROS_PER_UNIT;
 const MAKER_OWNER = 'sim-maker';
+/** Stand-in wallet of the simulated makers in trade records. */
+const SIM_MAKER_ADDRESS = `0x${createHash('sha256').update('polybot-sim-maker').digest('hex').slice(0, 40)}`;
 /** Levels each simulated maker quotes per side. */
 const DEPTH = 5;
 /** Half the quoted spread around fair value, micro units. */
@@ -64,6 +93,7 @@ interface MarketState {
 }
 
 interface Account {
+  address: string;
   collateral: bigint;
   lockedCollateral: bigint;
   positions: Map<string, bigint>;
@@ -81,6 +111,73 @@ interface Quote {
   asks: number[];
   bidTop: number;
   askBottom: number;
+}
+
+/** A user order and its queryable state. */
+interface UserOrder {
+  id: string;
+  /** API key (`body.owner`). */
+  owner: string;
+  /** The account: the order's maker, lower case. */
+  address: string;
+  /** Addresses that may query and cancel it: maker, signer, authenticated caller. */
+  parties: string[];
+  tok: TokenState;
+  side: Side;
+  price: bigint;
+  original: bigint;
+  matched: bigint;
+  status: string;
+  trades: string[];
+  orderType: 'GTC' | 'GTD' | 'FOK' | 'FAK';
+  expiration: string;
+  /** Unix seconds. */
+  createdAt: number;
+}
+
+/** One balance/position delta of a fill, kept so a FAILED trade can be undone exactly. */
+interface Move {
+  address: string;
+  tokenId: string;
+  collateral: bigint;
+  shares: bigint;
+}
+
+interface TradeParty {
+  orderId: string;
+  owner: string;
+  address: string;
+  /** The user order, undefined for simulated makers. */
+  order: UserOrder | undefined;
+}
+
+interface TradeRec {
+  id: string;
+  n: number;
+  tok: TokenState;
+  side: Side;
+  price: bigint;
+  size: bigint;
+  notional: bigint;
+  fee: bigint;
+  feeRateBps: string;
+  taker: TradeParty;
+  makers: Array<TradeParty & { size: bigint; price: bigint; side: Side }>;
+  status: TradeStatus;
+  matchAt: number;
+  lastUpdate: number;
+  mineAt: number;
+  doneAt: number;
+  txHash?: string;
+  errMsg: string;
+  doomed: boolean;
+  moves: Move[];
+}
+
+function push<T>(m: Map<string, T[]>, k: string, v: T): void {
+  const xs = m.get(k);
+  if (xs) xs.push(v);
+  else m.set(k, [v]);
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -107,14 +204,35 @@ export class Exchange {
   private readonly seenOrders = new Set<string>();
   private readonly listeners = new Set<ExchangeListener>();
   private readonly userListeners = new Set<UserListener>();
+  private readonly userOrders = new Map<string, UserOrder>();
+  private readonly ordersByParty = new Map<string, UserOrder[]>();
+  private readonly tradesByParty = new Map<string, TradeRec[]>();
+  /** Live GTD orders with an expiration. */
+  private readonly gtd = new Set<string>();
+  private pending: TradeRec[] = [];
   private readonly rng: Rng;
+  /** Separate stream for trade failures, so they never shift the makers' sequence. */
+  private readonly failRng: Rng;
   private readonly now: () => number;
+  private mineMs: number;
+  private confirmMs: number;
+  private failRate: number;
+  private readonly timers: boolean;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private closed = false;
   private seq = 0;
   readonly stats = { ordersAccepted: 0, ordersRejected: 0, trades: 0, makerEvents: 0 };
 
   constructor(private readonly opts: ExchangeOptions) {
     this.now = opts.now ?? Date.now;
     this.rng = new Rng(opts.seed);
+    this.failRng = new Rng((opts.seed ^ 0xfa11ed) >>> 0);
+    this.mineMs = opts.mineMs ?? 1000;
+    this.confirmMs = opts.confirmMs ?? 3000;
+    this.failRate = 0;
+    this.configure({ failRate: opts.failRate ?? 0 });
+    this.timers = opts.timers ?? true;
     this.markets = generateMarkets(opts.seed, opts.markets);
     this.states = this.markets.map((market) => {
       const mk = (i: 0 | 1): TokenState => ({
@@ -248,6 +366,18 @@ export class Exchange {
       lastTradePrice: microsToNumber(yes.lastTradePrice),
       bestBid: bb !== undefined ? microsToNumber(bb) : 0,
       bestAsk: ba !== undefined ? microsToNumber(ba) : 1,
+      feesEnabled: m.feeSchedule !== undefined,
+      ...(m.feeSchedule
+        ? {
+            feeType: 'crypto_fees',
+            feeSchedule: {
+              rate: microsToNumber(toMicros(m.feeSchedule.rate)),
+              exponent: m.feeSchedule.exponent,
+              takerOnly: m.feeSchedule.takerOnly,
+              rebateRate: 0,
+            },
+          }
+        : {}),
     } as GammaMarket;
   }
 
@@ -260,37 +390,102 @@ export class Exchange {
     });
   }
 
-  account(owner: string): AccountView | undefined {
-    const a = this.accounts.get(owner);
+  // ------------------------------------------------------------------ accounts
+
+  /** A wallet's account view (address case-insensitive), undefined if it never traded or was funded. */
+  account(address: string): AccountView | undefined {
+    const a = this.accounts.get(address.toLowerCase());
     if (!a) return undefined;
     const positions: Record<string, string> = {};
     for (const [k, v] of a.positions) positions[k] = fromMicros(v);
-    return { collateral: fromMicros(a.collateral), lockedCollateral: fromMicros(a.lockedCollateral), positions };
+    const lockedPositions: Record<string, string> = {};
+    for (const [k, v] of a.lockedPositions) if (v !== 0n) lockedPositions[k] = fromMicros(v);
+    return {
+      address: a.address,
+      collateral: fromMicros(a.collateral),
+      lockedCollateral: fromMicros(a.lockedCollateral),
+      positions,
+      lockedPositions,
+    };
   }
 
-  // ------------------------------------------------------------------ orders
+  /** Opens the account of a wallet address with the start balance if it does not exist yet (idempotent). */
+  ensureAccount(address: string): AccountView {
+    this.acct(address);
+    return this.account(address) as AccountView;
+  }
 
-  private acct(owner: string): Account {
-    let a = this.accounts.get(owner);
+  /**
+   * Adds collateral (micro units) to an account, creating it first if needed. A negative amount
+   * withdraws, but never more than the available (unreserved) collateral: RangeError otherwise.
+   */
+  fund(address: string, amountMicros: bigint): AccountView {
+    const a = this.acct(address);
+    if (a.collateral - a.lockedCollateral + amountMicros < 0n) {
+      throw new RangeError(`cannot withdraw ${fromMicros(-amountMicros)}: only ${fromMicros(a.collateral - a.lockedCollateral)} available`);
+    }
+    a.collateral += amountMicros;
+    return this.account(address) as AccountView;
+  }
+
+  /** Available (not reserved by open orders) collateral, or shares of `tokenId`; micro units, 0 for unknown accounts. */
+  availableBalance(address: string, tokenId?: string): bigint {
+    const a = this.accounts.get(address.toLowerCase());
+    if (!a) return 0n;
+    if (tokenId === undefined) return a.collateral - a.lockedCollateral;
+    return (a.positions.get(tokenId) ?? 0n) - (a.lockedPositions.get(tokenId) ?? 0n);
+  }
+
+  private acct(address: string): Account {
+    const key = address.toLowerCase();
+    let a = this.accounts.get(key);
     if (!a) {
-      a = { collateral: this.opts.startBalance, lockedCollateral: 0n, positions: new Map(), lockedPositions: new Map() };
-      this.accounts.set(owner, a);
+      a = { address: key, collateral: this.opts.startBalance, lockedCollateral: 0n, positions: new Map(), lockedPositions: new Map() };
+      this.accounts.set(key, a);
     }
     return a;
   }
+
+  /** Changes the trade lifecycle settings; affects trades matched from now on. */
+  configure(o: { mineMs?: number; confirmMs?: number; failRate?: number }): void {
+    if (o.mineMs !== undefined) this.mineMs = o.mineMs;
+    if (o.confirmMs !== undefined) this.confirmMs = o.confirmMs;
+    if (o.failRate !== undefined) {
+      if (!(o.failRate >= 0 && o.failRate <= 1)) throw new RangeError('failRate must be within 0..1');
+      this.failRate = o.failRate;
+    }
+  }
+
+  // ------------------------------------------------------------------ orders
 
   private reject(errorMsg: string, orderID: string | null = null): OrderResponse {
     this.stats.ordersRejected++;
     return { success: false, errorMsg, orderID };
   }
 
+  /** Taker fee in collateral: shares × rate × (p·(1−p))^exponent, rounded half up to micro units. */
+  feeFor(market: SimMarket, shares: bigint, price: bigint): bigint {
+    const fs = market.feeSchedule;
+    if (!fs) return 0n;
+    const e = BigInt(fs.exponent);
+    const num = shares * toMicros(fs.rate) * (price * (ONE - price)) ** e;
+    return divRoundHalfUp(num, ONE ** (1n + 2n * e));
+  }
+
+  private feeRateBps(market: SimMarket): string {
+    return market.feeSchedule ? String(toMicros(market.feeSchedule.rate) / 100n) : '0';
+  }
+
   /**
    * Places a (schema-valid) order. Side, price and size come from the signed amounts: BUY pays
    * makerAmount USDC for takerAmount shares, SELL gives makerAmount shares for takerAmount USDC.
+   * The account is the order's `maker` (lower case); `body.owner` (the API key) is kept for the
+   * `owner` fields. `opts.orderId` (the EIP-712 hash) replaces the sha256 of the order JSON;
+   * `opts.address` is the authenticated caller, who may also query and cancel the order.
    */
-  postOrder(body: PostOrderBody): OrderResponse {
+  postOrder(body: PostOrderBody, opts: { orderId?: string; address?: string } = {}): OrderResponse {
     const o = body.order;
-    const id = `0x${sha256(JSON.stringify(o))}`;
+    const id = opts.orderId ?? `0x${sha256(JSON.stringify(o))}`;
     const tok = this.tokens.get(o.tokenId);
     if (!tok) return this.reject(`order ${id} is invalid. No orderbook exists for the requested token id`);
     if (this.seenOrders.has(id)) return this.reject(`order ${id} is invalid. Duplicated.`);
@@ -324,21 +519,23 @@ export class Exchange {
     if (!resting && side === 'BUY' && usdc < ONE) {
       return this.reject(`invalid amount for a marketable BUY order ($${fromMicros(usdc)}), min size: $1`);
     }
-    if (type === 'GTD') {
-      const exp = BigInt(o.expiration);
-      if (exp !== 0n && exp * 1000n <= BigInt(this.now())) return this.reject('invalid expiration');
-    }
-    const acct = this.acct(body.owner);
+    const exp = type === 'GTD' ? BigInt(o.expiration) : 0n;
+    if (type === 'GTD' && exp !== 0n && exp * 1000n <= BigInt(this.now())) return this.reject('invalid expiration');
+    const address = o.maker.toLowerCase();
+    const acct = this.acct(address);
+    const book = tok.book;
+    const opposite = side === 'BUY' ? book.bestAsk() : book.bestBid();
+    const crosses = opposite !== undefined && OrderBook.crosses(side, price, opposite);
     if (side === 'BUY') {
-      const need = usdc > mulMicros(price, shares, 'up') ? usdc : mulMicros(price, shares, 'up');
+      const notional = mulMicros(price, shares, 'up');
+      // Taker fees are paid from collateral: reserve the worst case, p·(1−p) peaks at 0.5.
+      const fee = crosses ? this.feeFor(m, shares, price < ONE / 2n ? price : ONE / 2n) : 0n;
+      const need = (usdc > notional ? usdc : notional) + fee;
       if (acct.collateral - acct.lockedCollateral < need) return this.reject(ERR_BALANCE);
     } else {
       const held = (acct.positions.get(tok.tokenId) ?? 0n) - (acct.lockedPositions.get(tok.tokenId) ?? 0n);
       if (held < shares) return this.reject(ERR_BALANCE);
     }
-    const book = tok.book;
-    const opposite = side === 'BUY' ? book.bestAsk() : book.bestBid();
-    const crosses = opposite !== undefined && OrderBook.crosses(side, price, opposite);
     if (body.postOnly && crosses) return this.reject('invalid post-only order: order crosses book');
     const available = crosses ? book.fillable(side, price, shares) : 0n;
     if (type === 'FOK' && available < shares) return this.reject(ERR_FOK, id);
@@ -346,9 +543,38 @@ export class Exchange {
 
     this.seenOrders.add(id);
     this.stats.ordersAccepted++;
+    const uo: UserOrder = {
+      id,
+      owner: body.owner,
+      address,
+      parties: [...new Set([address, o.signer.toLowerCase(), ...(opts.address ? [opts.address.toLowerCase()] : [])])],
+      tok,
+      side,
+      price,
+      original: shares,
+      matched: 0n,
+      status: 'LIVE',
+      trades: [],
+      orderType: type,
+      expiration: type === 'GTD' ? o.expiration : '0',
+      createdAt: Math.floor(this.now() / 1000),
+    };
+    this.userOrders.set(id, uo);
+    for (const p of uo.parties) push(this.ordersByParty, p, uo);
+    this.emitOrder(uo, 'PLACEMENT');
     const op: Op = { changes: new Map(), trades: [] };
-    const res = this.execute(tok, { id, owner: body.owner, side, price, shares, rest: resting, maker: false }, op);
+    const res = this.execute(tok, { id, owner: address, side, price, shares, rest: resting, maker: false, user: uo }, op);
+    if (res.filled > 0n) {
+      uo.status = res.filled === shares ? 'MATCHED' : 'LIVE';
+      this.emitOrder(uo, 'UPDATE');
+    }
+    if (!res.rested && res.filled < shares) {
+      uo.status = 'CANCELED'; // FAK remainder
+      this.emitOrder(uo, 'CANCELLATION');
+    }
+    if (res.rested && exp > 0n) this.gtd.add(id);
     this.flush(op);
+    this.schedule();
     const making = side === 'BUY' ? res.usdc : res.filled;
     const taking = side === 'BUY' ? res.filled : res.usdc;
     return {
@@ -363,10 +589,13 @@ export class Exchange {
     };
   }
 
-  /** Matches an incoming order, settles each fill, and rests the remainder when asked to. */
+  /**
+   * Matches an incoming order, settles each fill, and rests the remainder when asked to. Fills at
+   * one price level make one trade (one maker order entry per resting order).
+   */
   private execute(
     tok: TokenState,
-    o: { id: string; owner: string; side: Side; price: bigint; shares: bigint; rest: boolean; maker: boolean },
+    o: { id: string; owner: string; side: Side; price: bigint; shares: bigint; rest: boolean; maker: boolean; user?: UserOrder },
     op: Op | undefined,
   ): { filled: bigint; usdc: bigint; rested: boolean; tradeIds: string[] } {
     const levelChanges: LevelChange[] = [];
@@ -374,15 +603,17 @@ export class Exchange {
     let filled = 0n;
     let usdc = 0n;
     const tradeIds: string[] = [];
-    for (const f of fills) {
-      const cost = this.settle(tok, o.side, o.maker ? undefined : o.owner, f);
-      filled += f.size;
-      usdc += cost;
-      tradeIds.push(uuidFrom(sha256(`trade:${this.opts.seed}:${++this.seq}`)));
-      tok.lastTradePrice = f.price;
-      this.stateOf(tok).volume += cost;
-      this.stats.trades++;
-      op?.trades.push({ token: tok, price: f.price, size: f.size, side: o.side });
+    for (let i = 0; i < fills.length; ) {
+      const price = (fills[i] as Fill).price;
+      let j = i;
+      while (j < fills.length && (fills[j] as Fill).price === price) j++;
+      const t = this.trade(tok, o, fills.slice(i, j));
+      i = j;
+      filled += t.size;
+      usdc += t.notional;
+      tradeIds.push(t.id);
+      tok.lastTradePrice = price;
+      op?.trades.push({ token: tok, price, size: t.size, side: o.side });
     }
     const remaining = o.shares - filled;
     let rested = false;
@@ -417,19 +648,82 @@ export class Exchange {
     return { filled, usdc, rested, tradeIds };
   }
 
-  /** Moves collateral and shares for one fill; returns the USDC that changed hands. */
-  private settle(tok: TokenState, takerSide: Side, takerOwner: string | undefined, f: Fill): bigint {
-    const cost = mulMicros(f.price, f.size);
-    const add = (m: Map<string, bigint>, d: bigint) => m.set(tok.tokenId, (m.get(tok.tokenId) ?? 0n) + d);
-    if (takerOwner !== undefined) {
-      const t = this.acct(takerOwner);
-      if (takerSide === 'BUY') {
-        t.collateral -= cost;
-        add(t.positions, f.size);
-      } else {
-        t.collateral += cost;
-        add(t.positions, -f.size);
+  /** Settles the fills of one price level as one trade (status MATCHED) and tells its users. */
+  private trade(
+    tok: TokenState,
+    o: { id: string; owner: string; side: Side; maker: boolean; user?: UserOrder },
+    fills: Fill[],
+  ): TradeRec {
+    const moves: Move[] = [];
+    const takerAddress = o.maker ? undefined : o.owner;
+    let size = 0n;
+    let notional = 0n;
+    const makers: TradeRec['makers'] = [];
+    for (const f of fills) {
+      notional += this.settle(tok, o.side, takerAddress, f, moves);
+      size += f.size;
+      const mo = f.order.maker ? undefined : this.userOrders.get(f.order.id);
+      makers.push({
+        orderId: f.order.id,
+        owner: mo ? mo.owner : MAKER_OWNER,
+        address: mo ? mo.address : SIM_MAKER_ADDRESS,
+        order: mo,
+        size: f.size,
+        price: f.price,
+        side: f.order.side,
+      });
+    }
+    const price = (fills[0] as Fill).price;
+    const fee = takerAddress === undefined ? 0n : this.feeFor(tok.market, size, price);
+    if (fee > 0n && takerAddress !== undefined) this.move(moves, takerAddress, tok.tokenId, -fee, 0n);
+    const now = this.now();
+    const t: TradeRec = {
+      id: uuidFrom(sha256(`trade:${this.opts.seed}:${++this.seq}`)),
+      n: this.seq,
+      tok,
+      side: o.side,
+      price,
+      size,
+      notional,
+      fee,
+      feeRateBps: takerAddress === undefined ? '0' : this.feeRateBps(tok.market),
+      taker: { orderId: o.id, owner: o.user ? o.user.owner : MAKER_OWNER, address: o.user ? o.user.address : SIM_MAKER_ADDRESS, order: o.user },
+      makers,
+      status: 'MATCHED',
+      matchAt: now,
+      lastUpdate: now,
+      mineAt: now + this.mineMs,
+      doneAt: now + this.mineMs + this.confirmMs,
+      errMsg: '',
+      doomed: this.failRate > 0 && this.failRng.next() < this.failRate,
+      moves,
+    };
+    this.stateOf(tok).volume += notional;
+    this.stats.trades++;
+    this.pending.push(t);
+    for (const p of this.partiesOf(t)) push(this.tradesByParty, p, t);
+    o.user?.trades.push(t.id);
+    this.emitTrade(t);
+    // Resting user orders that were hit: size_matched grows, MATCHED when nothing is left.
+    for (const f of fills) {
+      const mo = f.order.maker ? undefined : this.userOrders.get(f.order.id);
+      if (!mo) continue;
+      mo.matched += f.size;
+      if (!mo.trades.includes(t.id)) mo.trades.push(t.id);
+      if (f.order.remaining === 0n) {
+        mo.status = 'MATCHED';
+        this.gtd.delete(mo.id);
       }
+      this.emitOrder(mo, 'UPDATE');
+    }
+    return t;
+  }
+
+  /** Moves collateral and shares for one fill (recorded in `moves`); returns the USDC that changed hands. */
+  private settle(tok: TokenState, takerSide: Side, takerAddress: string | undefined, f: Fill, moves: Move[]): bigint {
+    const cost = mulMicros(f.price, f.size);
+    if (takerAddress !== undefined) {
+      this.move(moves, takerAddress, tok.tokenId, takerSide === 'BUY' ? -cost : cost, takerSide === 'BUY' ? f.size : -f.size);
     }
     const r = f.order;
     if (!r.maker) {
@@ -438,16 +732,312 @@ export class Exchange {
         const newLock = mulMicros(r.price, r.remaining, 'up');
         a.lockedCollateral -= r.locked - newLock;
         r.locked = newLock;
-        a.collateral -= cost;
-        add(a.positions, f.size);
       } else {
-        add(a.lockedPositions, -f.size);
+        a.lockedPositions.set(tok.tokenId, (a.lockedPositions.get(tok.tokenId) ?? 0n) - f.size);
         r.locked -= f.size;
-        add(a.positions, -f.size);
-        a.collateral += cost;
       }
+      this.move(moves, r.owner, tok.tokenId, r.side === 'BUY' ? -cost : cost, r.side === 'BUY' ? f.size : -f.size);
     }
     return cost;
+  }
+
+  private move(moves: Move[], address: string, tokenId: string, collateral: bigint, shares: bigint): void {
+    const a = this.acct(address);
+    a.collateral += collateral;
+    if (shares !== 0n) a.positions.set(tokenId, (a.positions.get(tokenId) ?? 0n) + shares);
+    moves.push({ address: a.address, tokenId, collateral, shares });
+  }
+
+  // ------------------------------------------------------------------ cancels
+
+  /** Cancels the caller's orders by id: `not_canceled` says why for the others. */
+  cancelOrders(address: string, ids: string[]): CancelResponse {
+    const caller = address.toLowerCase();
+    const out: CancelResponse = { canceled: [], not_canceled: {} };
+    const op: Op = { changes: new Map(), trades: [] };
+    for (const id of new Set(ids)) {
+      const uo = this.userOrders.get(id);
+      if (!uo || !uo.parties.includes(caller)) out.not_canceled[id] = 'order not found';
+      else if (uo.status !== 'LIVE') out.not_canceled[id] = 'already canceled or matched';
+      else {
+        this.cancelUserOrder(uo, op, 'CANCELED');
+        out.canceled.push(id);
+      }
+    }
+    this.flush(op);
+    return out;
+  }
+
+  cancelOrder(address: string, id: string): CancelResponse {
+    return this.cancelOrders(address, [id]);
+  }
+
+  /** Cancels every open order of the caller (also the heartbeat dead-man switch). */
+  cancelAll(address: string): CancelResponse {
+    return this.cancelOrders(address, this.liveOrdersOf(address).map((o) => o.id));
+  }
+
+  /** Cancels the caller's open orders in one market (condition id) and/or one token; both absent = all. */
+  cancelMarketOrders(address: string, filter: { market?: string; assetId?: string }): CancelResponse {
+    const market = filter.market?.toLowerCase();
+    const ids = this.liveOrdersOf(address)
+      .filter((o) => (!market || o.tok.market.conditionId.toLowerCase() === market) && (!filter.assetId || o.tok.tokenId === filter.assetId))
+      .map((o) => o.id);
+    return this.cancelOrders(address, ids);
+  }
+
+  private liveOrdersOf(address: string): UserOrder[] {
+    return (this.ordersByParty.get(address.toLowerCase()) ?? []).filter((o) => o.status === 'LIVE');
+  }
+
+  /** Takes a live order off its book, releases its reservation exactly, and tells its owner. */
+  private cancelUserOrder(uo: UserOrder, op: Op, status: string): void {
+    const res = uo.tok.book.cancel(uo.id);
+    if (res) {
+      const r = res.order;
+      const a = this.acct(r.owner);
+      if (r.side === 'BUY') a.lockedCollateral -= r.locked;
+      else a.lockedPositions.set(r.tokenId, (a.lockedPositions.get(r.tokenId) ?? 0n) - r.locked);
+      r.locked = 0n;
+      this.record(op, uo.tok, res.change);
+    }
+    uo.status = status;
+    this.gtd.delete(uo.id);
+    this.emitOrder(uo, 'CANCELLATION');
+  }
+
+  // ------------------------------------------------------------------ queries
+
+  /** One order of the caller in the OpenOrder shape (any status), undefined if unknown or someone else's. */
+  getOrder(address: string, id: string): OpenOrder | undefined {
+    const uo = this.userOrders.get(id);
+    return uo && uo.parties.includes(address.toLowerCase()) ? this.openOrderView(uo) : undefined;
+  }
+
+  /** The caller's LIVE orders, oldest first. */
+  openOrders(address: string, filter: { id?: string; market?: string; assetId?: string } = {}): OpenOrder[] {
+    const market = filter.market?.toLowerCase();
+    return this.liveOrdersOf(address)
+      .filter(
+        (o) =>
+          (!filter.id || o.id === filter.id) &&
+          (!market || o.tok.market.conditionId.toLowerCase() === market) &&
+          (!filter.assetId || o.tok.tokenId === filter.assetId),
+      )
+      .map((o) => this.openOrderView(o));
+  }
+
+  /**
+   * The caller's trades (as taker or maker), oldest first, as `/data/trades` reports them.
+   * `before`/`after` are unix seconds compared with the match time (before exclusive, after inclusive).
+   */
+  tradesOf(
+    address: string,
+    filter: { id?: string; market?: string; assetId?: string; before?: number; after?: number } = {},
+  ): TradeRecord[] {
+    const caller = address.toLowerCase();
+    const market = filter.market?.toLowerCase();
+    return (this.tradesByParty.get(caller) ?? [])
+      .filter((t) => {
+        const secs = Math.floor(t.matchAt / 1000);
+        return (
+          (!filter.id || t.id === filter.id) &&
+          (!market || t.tok.market.conditionId.toLowerCase() === market) &&
+          (!filter.assetId || t.tok.tokenId === filter.assetId || t.makers.some((m) => m.order?.tok.tokenId === filter.assetId)) &&
+          (filter.before === undefined || secs < filter.before) &&
+          (filter.after === undefined || secs >= filter.after)
+        );
+      })
+      .map((t) => {
+        const takerSide = t.taker.order?.parties.includes(caller) ?? false;
+        const own = takerSide ? t.taker.order : t.makers.find((m) => m.order?.parties.includes(caller))?.order;
+        const { event_type: _e, type: _t, ...rest } = this.tradeView(t, takerSide ? 'TAKER' : 'MAKER', own?.owner ?? t.taker.owner);
+        return { ...rest, match_time_nano: String(BigInt(t.matchAt) * 1_000_000n), err_msg: t.errMsg };
+      });
+  }
+
+  private openOrderView(uo: UserOrder): OpenOrder {
+    return {
+      id: uo.id,
+      status: uo.status,
+      owner: uo.owner,
+      maker_address: uo.address,
+      market: uo.tok.market.conditionId,
+      asset_id: uo.tok.tokenId,
+      side: uo.side,
+      original_size: fromMicros(uo.original),
+      size_matched: fromMicros(uo.matched),
+      price: fromMicros(uo.price),
+      associate_trades: [...uo.trades],
+      outcome: uo.tok.market.outcomes[uo.tok.outcome],
+      created_at: uo.createdAt,
+      expiration: uo.expiration,
+      order_type: uo.orderType,
+    };
+  }
+
+  // ------------------------------------------------------------------ user events
+
+  private emitOrder(uo: UserOrder, type: WsUserOrder['type']): void {
+    const v = this.openOrderView(uo);
+    this.emitUser({
+      address: uo.address,
+      event: {
+        event_type: 'order',
+        id: v.id,
+        owner: v.owner,
+        order_owner: v.owner,
+        market: v.market,
+        asset_id: v.asset_id,
+        side: v.side,
+        price: v.price,
+        original_size: v.original_size,
+        size_matched: v.size_matched,
+        outcome: v.outcome,
+        type,
+        status: v.status,
+        associate_trades: v.associate_trades,
+        maker_address: v.maker_address,
+        order_type: v.order_type,
+        expiration: v.expiration,
+        created_at: String(v.created_at),
+        timestamp: String(this.now()),
+      },
+    });
+  }
+
+  private partiesOf(t: TradeRec): string[] {
+    const s = new Set<string>(t.taker.order?.parties ?? []);
+    for (const m of t.makers) for (const p of m.order?.parties ?? []) s.add(p);
+    return [...s];
+  }
+
+  /** One trade event per user account involved: the taker's (TAKER) and each maker account's (MAKER). */
+  private emitTrade(t: TradeRec): void {
+    if (t.taker.order) this.emitUser({ address: t.taker.address, event: this.tradeView(t, 'TAKER', t.taker.owner) });
+    const seen = new Set<string>();
+    for (const m of t.makers) {
+      if (!m.order || seen.has(m.address)) continue;
+      seen.add(m.address);
+      this.emitUser({ address: m.address, event: this.tradeView(t, 'MAKER', m.owner) });
+    }
+  }
+
+  /** A trade as its user sees it: taker perspective fields, `owner` = the recipient's API key. */
+  private tradeView(t: TradeRec, side: 'TAKER' | 'MAKER', owner: string): WsUserTrade {
+    const secs = (ms: number) => String(Math.floor(ms / 1000));
+    return {
+      event_type: 'trade',
+      type: 'TRADE',
+      id: t.id,
+      taker_order_id: t.taker.orderId,
+      market: t.tok.market.conditionId,
+      asset_id: t.tok.tokenId,
+      side: t.side,
+      size: fromMicros(t.size),
+      price: fromMicros(t.price),
+      fee_rate_bps: t.feeRateBps,
+      status: t.status,
+      match_time: secs(t.matchAt),
+      last_update: secs(t.lastUpdate),
+      timestamp: String(t.lastUpdate),
+      outcome: t.tok.market.outcomes[t.tok.outcome],
+      owner,
+      trade_owner: t.taker.owner,
+      maker_address: t.taker.address,
+      ...(t.txHash ? { transaction_hash: t.txHash } : {}),
+      bucket_index: 0,
+      trader_side: side,
+      maker_orders: t.makers.map((m) => ({
+        order_id: m.orderId,
+        owner: m.owner,
+        maker_address: m.address,
+        matched_amount: fromMicros(m.size),
+        price: fromMicros(m.price),
+        fee_rate_bps: '0',
+        asset_id: t.tok.tokenId,
+        outcome: t.tok.market.outcomes[t.tok.outcome],
+        side: m.side,
+      })),
+    };
+  }
+
+  // ------------------------------------------------------------------ trade lifecycle and expiry
+
+  /**
+   * Advances time to `now` (default: the exchange clock): trades become MINED `mineMs` after the
+   * match and CONFIRMED (or FAILED, fills reverted) `confirmMs` later, in time order; GTD orders
+   * whose expiration has passed are cancelled. Idempotent for the same `now`.
+   */
+  tick(now: number = this.now()): void {
+    const due: Array<{ t: TradeRec; at: number; phase: 0 | 1 }> = [];
+    for (const t of this.pending) {
+      if (t.status === 'MATCHED' && t.mineAt <= now) due.push({ t, at: t.mineAt, phase: 0 });
+      if (t.doneAt <= now) due.push({ t, at: t.doneAt, phase: 1 });
+    }
+    due.sort((a, b) => a.at - b.at || a.t.n - b.t.n || a.phase - b.phase);
+    for (const { t, at, phase } of due) {
+      t.lastUpdate = at;
+      if (phase === 0) {
+        t.status = 'MINED';
+        t.txHash = `0x${sha256(`tx:${this.opts.seed}:${t.id}`)}`;
+      } else if (t.doomed) {
+        t.status = 'FAILED';
+        t.errMsg = 'transaction reverted';
+        this.revert(t);
+      } else {
+        t.status = 'CONFIRMED';
+      }
+      this.emitTrade(t);
+    }
+    if (due.length > 0) this.pending = this.pending.filter((t) => t.status === 'MATCHED' || t.status === 'MINED');
+    const expired = [...this.gtd]
+      .map((id) => this.userOrders.get(id) as UserOrder)
+      .filter((o) => BigInt(o.expiration) * 1000n <= BigInt(now));
+    if (expired.length > 0) {
+      const op: Op = { changes: new Map(), trades: [] };
+      for (const o of expired) if (o.status === 'LIVE') this.cancelUserOrder(o, op, 'CANCELED');
+      this.flush(op);
+    }
+    this.schedule();
+  }
+
+  /** A FAILED trade (the "ghost fill"): every balance and position move of its fills is undone exactly. */
+  private revert(t: TradeRec): void {
+    for (const m of t.moves) {
+      const a = this.acct(m.address);
+      a.collateral -= m.collateral;
+      if (m.shares !== 0n) a.positions.set(m.tokenId, (a.positions.get(m.tokenId) ?? 0n) - m.shares);
+    }
+  }
+
+  /** Trades not yet CONFIRMED or FAILED. */
+  get pendingTrades(): number {
+    return this.pending.length;
+  }
+
+  /** Arms one timer for the next due trade transition or GTD expiry (when timers are enabled). */
+  private schedule(): void {
+    if (!this.timers || this.closed) return;
+    let next = Infinity;
+    for (const t of this.pending) next = Math.min(next, t.status === 'MATCHED' ? t.mineAt : t.doneAt);
+    for (const id of this.gtd) next = Math.min(next, Number((this.userOrders.get(id) as UserOrder).expiration) * 1000);
+    if (next === Infinity || (this.timer && this.timerAt <= next)) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = next;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      this.tick();
+    }, Math.min(2_147_000_000, Math.max(0, next - this.now())));
+    this.timer.unref?.();
+  }
+
+  /** Stops the lifecycle timer (pending trades then only move on explicit `tick` calls). */
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   private stateOf(tok: TokenState): MarketState {
@@ -605,5 +1195,6 @@ export class Exchange {
       this.makerPlace(tok, side, BigInt(rng.pick(band)), this.makerSize(), op);
     }
     this.flush(op);
+    if (op.trades.length > 0) this.schedule();
   }
 }

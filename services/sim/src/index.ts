@@ -6,6 +6,8 @@ import { Exchange } from './exchange.js';
 import { MarketHub } from './market-ws.js';
 import { buildServer } from './server.js';
 import { createApiKeyStore } from './auth.js';
+import { faultMetrics } from './faults.js';
+import { userWsMetrics } from './routes/user-ws.js';
 
 export { Exchange } from './exchange.js';
 export type { AccountView, ExchangeEvent, ExchangeOptions } from './exchange.js';
@@ -15,7 +17,7 @@ export const SimConfig = serviceConfig({
   POLYBOT_SIM_MARKETS: Type.Integer({ minimum: 1, maximum: 500, default: 12 }),
   POLYBOT_SIM_EVENT_RATE: Type.Number({ minimum: 0, maximum: 10_000, default: 20, description: 'maker events per second, all markets together' }),
   POLYBOT_SIM_START_BALANCE: Type.String({ pattern: '^[0-9]+(\\.[0-9]{1,6})?$', default: '10000', description: 'pUSD each new owner starts with' }),
-  POLYBOT_SIM_REQUIRE_AUTH: Type.Boolean({ default: false, description: 'private routes demand L2 (HMAC) auth, as the venue does' }),
+  POLYBOT_SIM_REQUIRE_AUTH: Type.Boolean({ default: true, description: 'private routes demand L2 (HMAC) auth, as the venue does' }),
   POLYBOT_SIM_AUTH_SKEW_S: Type.Integer({ minimum: 1, maximum: 3600, default: 300, description: 'accepted clock skew of L1/L2 timestamps' }),
   POLYBOT_SIM_HEARTBEAT_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 15_000, description: 'silence after which an account with heartbeats gets its orders cancelled' }),
   POLYBOT_SIM_MINE_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 1000, description: 'MATCHED → MINED delay of a trade' }),
@@ -42,9 +44,12 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
     seed: cfg.POLYBOT_SIM_SEED,
     markets: cfg.POLYBOT_SIM_MARKETS,
     startBalance: toMicros(cfg.POLYBOT_SIM_START_BALANCE),
+    mineMs: cfg.POLYBOT_SIM_MINE_MS,
+    confirmMs: cfg.POLYBOT_SIM_CONFIRM_MS,
+    failRate: cfg.POLYBOT_SIM_FAIL_RATE,
   });
   const hub = new MarketHub(exchange, ctx.log.child({ component: 'ws-market' }));
-  const auth = createApiKeyStore();
+  const auth = createApiKeyStore({ dataDir: ctx.paths.root });
   const unsubscribe = exchange.on((ev) => hub.publish(ev));
   let app: FastifyInstance | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -71,7 +76,20 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
     },
     exchange,
     async start() {
-      app = await buildServer({ exchange, hub, log: ctx.log, onInvalidOrder: () => invalidOrders++, config: ctx.config, auth, dataDir: ctx.paths.root });
+      app = await buildServer({
+        exchange,
+        hub,
+        log: ctx.log,
+        onInvalidOrder: () => invalidOrders++,
+        config: ctx.config,
+        auth,
+        dataDir: ctx.paths.root,
+        onAccountCreated: (address) => void exchange.ensureAccount(address),
+        onHeartbeatExpired: (address) => {
+          const res = exchange.cancelAll(address);
+          ctx.log.info({ address, canceled: res.canceled.length }, 'heartbeats stopped: cancelled the account\'s open orders');
+        },
+      });
       await app.listen({ host: cfg.POLYBOT_HOST, port: cfg.POLYBOT_SIM_PORT });
       const addr = app.server.address();
       port = typeof addr === 'object' && addr ? addr.port : cfg.POLYBOT_SIM_PORT;
@@ -87,6 +105,7 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
       unsubscribe();
       hub.closeAll();
       await app?.close();
+      exchange.close();
       app = undefined;
     },
     metrics() {
@@ -96,6 +115,7 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
       const eventsPerS = Math.round(((frames - rateMark.frames) / secs) * 10) / 10;
       rateMark = { at: now, frames };
       const s = exchange.stats;
+      const u = userWsMetrics(exchange);
       return {
         ws_events_per_s: eventsPerS,
         ws_events_sent: frames,
@@ -105,6 +125,10 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
         orders_rejected: s.ordersRejected + invalidOrders,
         trades: s.trades,
         maker_events: s.makerEvents,
+        ws_user_clients: u.clients,
+        ws_user_events_sent: u.eventsSent,
+        ws_user_auth_failures: u.authFailures,
+        ...faultMetrics(exchange),
       };
     },
   };

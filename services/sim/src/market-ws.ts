@@ -12,6 +12,8 @@ const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 interface Client {
   socket: WebSocket;
   assets: Set<string>;
+  /** Until this time (ms) the client gets no data frames: a silent freeze, PONG still flows. */
+  frozenUntil: number;
 }
 
 /**
@@ -20,7 +22,7 @@ interface Client {
  */
 export class MarketHub {
   private readonly clients = new Set<Client>();
-  readonly stats = { framesSent: 0, invalidFrames: 0, slowDropped: 0 };
+  readonly stats = { framesSent: 0, invalidFrames: 0, slowDropped: 0, faultDropped: 0, faultFrozen: 0, framesSwallowed: 0 };
 
   constructor(
     private readonly exchange: Exchange,
@@ -32,7 +34,7 @@ export class MarketHub {
   }
 
   accept(socket: WebSocket): void {
-    const client: Client = { socket, assets: new Set() };
+    const client: Client = { socket, assets: new Set(), frozenUntil: 0 };
     this.clients.add(client);
     socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
       try {
@@ -52,7 +54,7 @@ export class MarketHub {
 
   private onFrame(client: Client, text: string): void {
     if (text === 'PING') {
-      this.send(client, 'PONG');
+      this.send(client, 'PONG', false);
       return;
     }
     let msg: unknown;
@@ -78,9 +80,14 @@ export class MarketHub {
     this.send(client, JSON.stringify(books));
   }
 
-  private send(client: Client, frame: string): void {
+  private send(client: Client, frame: string, data = true): void {
     const s = client.socket;
     if (s.readyState !== s.OPEN) return;
+    if (data && client.frozenUntil > Date.now()) {
+      // A frozen feed loses the frame for good, as the venue's does: clients must resync from REST.
+      this.stats.framesSwallowed++;
+      return;
+    }
     if (s.bufferedAmount > MAX_BUFFERED_BYTES) {
       this.stats.slowDropped++;
       this.clients.delete(client);
@@ -106,6 +113,39 @@ export class MarketHub {
     }
     let frame: string | undefined;
     for (const c of this.clients) if (c.assets.has(ev.asset_id)) this.send(c, (frame ??= JSON.stringify(ev)));
+  }
+
+  /** Fault injection: cuts every market-channel connection without a close frame (clients see 1006). */
+  dropAll(): number {
+    const n = this.clients.size;
+    for (const c of this.clients) c.socket.terminate();
+    this.clients.clear();
+    this.stats.faultDropped += n;
+    return n;
+  }
+
+  /**
+   * Fault injection: the connections open now stay open and answer PING, but get no data frames
+   * for `seconds`. Later connections are healthy, so reconnecting (or a hot standby) heals it.
+   */
+  freeze(seconds: number): number {
+    const until = Date.now() + Math.max(0, seconds) * 1000;
+    for (const c of this.clients) c.frozenUntil = Math.max(c.frozenUntil, until);
+    this.stats.faultFrozen += this.clients.size;
+    return this.clients.size;
+  }
+
+  /** Ends every freeze now. */
+  thaw(): void {
+    for (const c of this.clients) c.frozenUntil = 0;
+  }
+
+  /** Connections currently inside a freeze window. */
+  get frozenCount(): number {
+    const now = Date.now();
+    let n = 0;
+    for (const c of this.clients) if (c.frozenUntil > now) n++;
+    return n;
   }
 
   closeAll(): void {

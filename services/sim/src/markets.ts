@@ -21,7 +21,19 @@ export interface SimMarket {
   createdAt: string;
   /** Where the hidden fair value of YES starts and reverts to, micro units. */
   anchor: number;
+  /** Taker fee schedule (V2 era): fee = shares × rate × (p·(1−p))^exponent; undefined = fee-free. */
+  feeSchedule?: FeeSchedule;
 }
+
+export interface FeeSchedule {
+  /** Decimal string, e.g. "0.25". */
+  rate: string;
+  exponent: number;
+  takerOnly: boolean;
+}
+
+/** The crypto up/down schedule; every fourth market (index 3, 7, 11, …) charges it. */
+export const CRYPTO_FEES: FeeSchedule = { rate: '0.25', exponent: 2, takerOnly: true };
 
 const SUBJECTS = [
   'Bitcoin', 'Ethereum', 'Solana', 'the Fed', 'the S&P 500', 'Gold', 'Oil', 'Nvidia', 'Apple', 'Tesla',
@@ -88,6 +100,8 @@ export function generateMarkets(seed: number, n: number): SimMarket[] {
       endDate: end,
       createdAt: iso(EPOCH_MS - 31 * DAY_MS + i * 3_600_000),
       anchor: anchors[i] as number,
+      // Chosen by index, not by the generator, so adding fees changed no other generated value.
+      ...(i % 4 === 3 ? { feeSchedule: CRYPTO_FEES } : {}),
     });
   }
   return markets;

@@ -15,7 +15,8 @@ export interface RunningSim {
 export async function startSim(env: Record<string, string> = {}): Promise<RunningSim> {
   const tmp = tempDataDir('pbsim');
   const config = loadConfig(SimConfig, {
-    env: { POLYBOT_DATA_DIR: tmp.dir, POLYBOT_SIM_PORT: '0', POLYBOT_LOG_LEVEL: 'silent', ...env },
+    // Most tests drive the engine with unsigned orders named by POLY_ADDRESS; auth tests opt back in.
+    env: { POLYBOT_DATA_DIR: tmp.dir, POLYBOT_SIM_PORT: '0', POLYBOT_LOG_LEVEL: 'silent', POLYBOT_SIM_REQUIRE_AUTH: 'false', ...env },
     envFile: false,
   });
   let service: SimService | undefined;

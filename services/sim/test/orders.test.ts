@@ -23,6 +23,15 @@ const post = async (body: unknown) => {
   if (r.status === 200) expect(Value.Check(OrderResponse, r.body)).toBe(true);
   return r;
 };
+/** Accounts are wallet addresses (the order's maker): one per test user, derived from its name. */
+const wallet = (name: string) => `0x${Buffer.from(name).toString('hex').padEnd(40, '0')}`;
+const account = (name: string) => sim.service.exchange.account(wallet(name));
+const body = (opts: Parameters<typeof orderBody>[0]) => {
+  const b = orderBody(opts);
+  const o = b.order as Record<string, unknown>;
+  o.maker = o.signer = wallet(opts.owner ?? 'test-owner');
+  return b;
+};
 const levels = (b: BookSummary) => ({ bids: b.bids, asks: b.asks });
 
 describe('POST /order', () => {
@@ -30,7 +39,7 @@ describe('POST /order', () => {
     const before = await book(yes);
     const best = before.asks[before.asks.length - 1]!;
     const limit = fmt(micros(best.price) + 20_000n); // two ticks worse than the best ask
-    const r = await post(orderBody({ tokenId: yes, side: 'BUY', price: limit, shares: '5', orderType: 'FAK', owner: 'alice' }));
+    const r = await post(body({ tokenId: yes, side: 'BUY', price: limit, shares: '5', orderType: 'FAK', owner: 'alice' }));
     expect(r.status).toBe(200);
     const cost = (micros(best.price) * 5_000_000n) / 1_000_000n;
     expect(r.body).toMatchObject({
@@ -43,7 +52,7 @@ describe('POST /order', () => {
     });
     expect(r.body.orderID).toMatch(/^0x[0-9a-f]{64}$/);
     expect(r.body.tradeIDs).toHaveLength(1);
-    const acct = sim.service.exchange.account('alice')!;
+    const acct = account('alice')!;
     expect(acct.collateral).toBe(fmt(1_000_000_000n - cost));
     expect(acct.lockedCollateral).toBe('0');
     expect(acct.positions[yes]).toBe('5');
@@ -60,11 +69,11 @@ describe('POST /order', () => {
     const [l1, l2] = [asks[0]!, asks[1]!];
     const shares = micros(l1.size) + 1_000_000n;
     const r = await post(
-      orderBody({ tokenId: no, side: 'BUY', price: l2.price, shares: fmt(shares), orderType: 'FAK', owner: 'bob' }),
+      body({ tokenId: no, side: 'BUY', price: l2.price, shares: fmt(shares), orderType: 'FAK', owner: 'bob' }),
     );
     const cost = (micros(l1.price) * micros(l1.size) + micros(l2.price) * 1_000_000n) / 1_000_000n;
     expect(r.body).toMatchObject({ success: true, status: 'matched', makingAmount: fmt(cost), takingAmount: fmt(shares) });
-    const acct = sim.service.exchange.account('bob')!;
+    const acct = account('bob')!;
     expect(acct.collateral).toBe(fmt(1_000_000_000n - cost));
     expect(acct.positions[no]).toBe(fmt(shares));
     const after = await book(no);
@@ -75,10 +84,10 @@ describe('POST /order', () => {
   it('sells what it bought back into the bid', async () => {
     const before = await book(yes);
     const bid = before.bids[before.bids.length - 1]!;
-    const r = await post(orderBody({ tokenId: yes, side: 'SELL', price: bid.price, shares: '5', orderType: 'FOK', owner: 'alice' }));
+    const r = await post(body({ tokenId: yes, side: 'SELL', price: bid.price, shares: '5', orderType: 'FOK', owner: 'alice' }));
     const proceeds = (micros(bid.price) * 5_000_000n) / 1_000_000n;
     expect(r.body).toMatchObject({ success: true, status: 'matched', makingAmount: '5', takingAmount: fmt(proceeds) });
-    expect(sim.service.exchange.account('alice')!.positions[yes]).toBe('0');
+    expect(account('alice')!.positions[yes]).toBe('0');
   });
 
   it('rests a GTC that does not cross and reserves its collateral', async () => {
@@ -86,52 +95,52 @@ describe('POST /order', () => {
     const bestBid = micros(before.bids[before.bids.length - 1]!.price);
     const bestAsk = micros(before.asks[before.asks.length - 1]!.price);
     const px = bestAsk - bestBid > 10_000n ? bestBid + 10_000n : bestBid; // inside the spread if there is room
-    const r = await post(orderBody({ tokenId: yes, side: 'BUY', price: fmt(px), shares: '10', owner: 'carol' }));
+    const r = await post(body({ tokenId: yes, side: 'BUY', price: fmt(px), shares: '10', owner: 'carol' }));
     expect(r.body).toMatchObject({ success: true, status: 'live', makingAmount: '0', takingAmount: '0', tradeIDs: [] });
     const after = await book(yes);
     const lvl = after.bids.find((l) => l.price === fmt(px))!;
     const prev = before.bids.find((l) => l.price === fmt(px));
     expect(micros(lvl.size)).toBe((prev ? micros(prev.size) : 0n) + 10_000_000n);
-    const acct = sim.service.exchange.account('carol')!;
+    const acct = account('carol')!;
     expect(acct.collateral).toBe('1000');
     expect(acct.lockedCollateral).toBe(fmt((px * 10_000_000n) / 1_000_000n));
   });
 
   it('kills a FOK that cannot fill completely and changes nothing', async () => {
     const before = await book(yes);
-    const acctBefore = sim.service.exchange.account('alice');
+    const acctBefore = account('alice');
     const best = before.asks[before.asks.length - 1]!;
     const shares = fmt(micros(best.size) + 1_000_000n); // more than the best level holds
-    const r = await post(orderBody({ tokenId: yes, side: 'BUY', price: best.price, shares, orderType: 'FOK', owner: 'alice' }));
+    const r = await post(body({ tokenId: yes, side: 'BUY', price: best.price, shares, orderType: 'FOK', owner: 'alice' }));
     expect(r.status).toBe(200);
     expect(r.body.success).toBe(false);
     expect(r.body.errorMsg).toBe(ERR_FOK);
     expect(levels(await book(yes))).toEqual(levels(before));
-    expect(sim.service.exchange.account('alice')).toEqual(acctBefore);
+    expect(account('alice')).toEqual(acctBefore);
   });
 
   it('rejects a FAK with nothing to match, a SELL without shares and a BUY without funds', async () => {
     const before = await book(yes);
     const bid = micros(before.bids[before.bids.length - 1]!.price);
     const low = fmt(bid > 20_000n ? bid - 10_000n : 10_000n);
-    const fak = await post(orderBody({ tokenId: yes, side: 'BUY', price: low, shares: '100', orderType: 'FAK', owner: 'dave' }));
+    const fak = await post(body({ tokenId: yes, side: 'BUY', price: low, shares: '100', orderType: 'FAK', owner: 'dave' }));
     expect(fak.body).toMatchObject({ success: false, errorMsg: ERR_FAK });
-    const sell = await post(orderBody({ tokenId: yes, side: 'SELL', price: '0.5', shares: '10', owner: 'dave' }));
+    const sell = await post(body({ tokenId: yes, side: 'SELL', price: '0.5', shares: '10', owner: 'dave' }));
     expect(sell.body).toMatchObject({ success: false, errorMsg: ERR_BALANCE });
-    const rich = await post(orderBody({ tokenId: yes, side: 'BUY', price: '0.5', shares: '2001', owner: 'dave' }));
+    const rich = await post(body({ tokenId: yes, side: 'BUY', price: '0.5', shares: '2001', owner: 'dave' }));
     expect(rich.body).toMatchObject({ success: false, errorMsg: ERR_BALANCE });
     expect(levels(await book(yes))).toEqual(levels(before));
   });
 
   it('enforces the tick grid and the minimum size', async () => {
-    const off = orderBody({ tokenId: yes, side: 'BUY', price: '0.5', shares: '10' });
+    const off = body({ tokenId: yes, side: 'BUY', price: '0.5', shares: '10' });
     (off.order as Record<string, string>).makerAmount = '5050000'; // implied price 0.505
     const r1 = await post(off);
     expect(r1.body.success).toBe(false);
     expect(r1.body.errorMsg).toMatch(/^order 0x[0-9a-f]{64} is invalid\. Price \(0\.505\) breaks minimum tick size rule: 0\.01$/);
-    const r2 = await post(orderBody({ tokenId: yes, side: 'BUY', price: '0.995', shares: '10' }));
+    const r2 = await post(body({ tokenId: yes, side: 'BUY', price: '0.995', shares: '10' }));
     expect(r2.body.errorMsg).toMatch(/breaks minimum tick size rule/);
-    const r3 = await post(orderBody({ tokenId: yes, side: 'BUY', price: '0.2', shares: '4' }));
+    const r3 = await post(body({ tokenId: yes, side: 'BUY', price: '0.2', shares: '4' }));
     expect(r3.body.errorMsg).toMatch(/Size \(4\) lower than the minimum: 5/);
   });
 
@@ -141,16 +150,16 @@ describe('POST /order', () => {
     const bad = await postRaw(`${sim.base}/order`, '{"order": ');
     expect(bad.status).toBe(400);
     expect(typeof bad.body.error).toBe('string');
-    const body = orderBody({ tokenId: yes, side: 'BUY', price: '0.99', shares: '10', orderType: 'FAK', owner: 'erin' });
-    (body.order as Record<string, unknown>).makerAmount = 9.9;
-    const schema = await postRaw(`${sim.base}/order`, JSON.stringify(body));
+    const bad1 = body({ tokenId: yes, side: 'BUY', price: '0.99', shares: '10', orderType: 'FAK', owner: 'erin' });
+    (bad1.order as Record<string, unknown>).makerAmount = 9.9;
+    const schema = await postRaw(`${sim.base}/order`, JSON.stringify(bad1));
     expect(schema.status).toBe(400);
     expect(typeof schema.body.error).toBe('string');
-    const noType = await postRaw(`${sim.base}/order`, JSON.stringify({ ...body, orderType: 'IOC' }));
+    const noType = await postRaw(`${sim.base}/order`, JSON.stringify({ ...bad1, orderType: 'IOC' }));
     expect(noType.status).toBe(400);
     expect(levels(await book(yes))).toEqual(levels(before));
     expect(sim.service.exchange.stats.ordersAccepted).toBe(stats.ordersAccepted);
-    expect(sim.service.exchange.account('erin')).toBeUndefined();
+    expect(account('erin')).toBeUndefined();
   });
 
   it('counts orders and trades in its metrics', async () => {
