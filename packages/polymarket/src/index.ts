@@ -5,3 +5,4 @@ export * from './market-ws.js';
 export * from './order.js';
 export * from './clob-trading.js';
 export * from './auth.js';
+export * from './wallet.js';

@@ -5,6 +5,7 @@ import Type, { type Static } from 'typebox';
 import { Exchange } from './exchange.js';
 import { MarketHub } from './market-ws.js';
 import { buildServer } from './server.js';
+import { loadWallet } from '@polybot/polymarket';
 import { createApiKeyStore } from './auth.js';
 import { faultMetrics } from './faults.js';
 import { userWsMetrics } from './routes/user-ws.js';
@@ -76,6 +77,13 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
     },
     exchange,
     async start() {
+      // The development wallet every local client can trade with; the executor signs with it unless
+      // POLYBOT_PRIVATE_KEY says otherwise. Only its address and file are logged, never the key.
+      const dev = loadWallet({ venue: 'sim', keysDir: ctx.paths.keys });
+      ctx.log.info(
+        { address: dev.wallet.address, keyFile: dev.path, created: dev.source === 'dev-generated' },
+        `development wallet ${dev.wallet.address}: the executor trades with it; other clients can use the key in ${dev.path}`,
+      );
       app = await buildServer({
         exchange,
         hub,
