@@ -121,24 +121,16 @@ export function page<T>(items: T[], q: Query): Page<T> {
 
 const NO_REWARDS = (): ClobRewards => ({ rates: null, min_size: 0, max_spread: 0 });
 
-/** Static lookups over the (fixed) market list, plus the CLOB shapes built from it. */
+/** Lookups over the exchange's (growing: rounds are listed over time) market list, and the CLOB shapes built from it. */
 export class ClobCatalog {
-  private readonly byCondition = new Map<string, SimMarket>();
-  private readonly byToken = new Map<string, SimMarket>();
-
-  constructor(private readonly exchange: Exchange) {
-    for (const m of exchange.markets) {
-      this.byCondition.set(m.conditionId.toLowerCase(), m);
-      for (const t of m.tokenIds) this.byToken.set(t, m);
-    }
-  }
+  constructor(private readonly exchange: Exchange) {}
 
   marketOfCondition(conditionId: string): SimMarket | undefined {
-    return this.byCondition.get(conditionId.toLowerCase());
+    return this.exchange.marketOfCondition(conditionId);
   }
 
   marketOfToken(tokenId: string): SimMarket | undefined {
-    return this.byToken.get(tokenId);
+    return this.exchange.marketOfToken(tokenId);
   }
 
   /** All markets in generation order with their Gamma objects (for live prices). */
@@ -154,7 +146,8 @@ export class ClobCatalog {
       token_id,
       outcome: m.outcomes[i] as string,
       price: prices[i] !== undefined ? microsToNumber(toMicros(prices[i])) : 0,
-      winner: false,
+      // Resolved markets report outcomePrices 1/0: the 1 is the winner.
+      winner: g?.closed === true && prices[i] === '1',
     }));
   }
 
@@ -166,7 +159,7 @@ export class ClobCatalog {
       closed: g?.closed ?? false,
       archived: g?.archived ?? false,
       accepting_orders: g?.acceptingOrders ?? live,
-      accepting_order_timestamp: m.startDate,
+      accepting_order_timestamp: m.event ? this.openedAt(g) : m.startDate,
       minimum_order_size: microsToNumber(m.minOrderSize),
       minimum_tick_size: microsToNumber(m.tickSize),
       condition_id: m.conditionId,
@@ -175,22 +168,28 @@ export class ClobCatalog {
       description: m.description,
       market_slug: m.slug,
       end_date_iso: m.endDate,
-      game_start_time: null,
+      game_start_time: m.eventStartTime ?? null,
       seconds_delay: 0,
       fpmm: '',
       maker_base_fee: 0,
       taker_base_fee: 0,
       notifications_enabled: false,
       neg_risk: m.negRisk,
-      neg_risk_market_id: '',
-      neg_risk_request_id: '',
+      neg_risk_market_id: m.negRiskMarketID ?? '',
+      neg_risk_request_id: m.negRiskRequestID ?? '',
       icon: '',
       image: '',
       rewards: NO_REWARDS(),
       is_50_50_outcome: false,
       tokens: this.tokens(m, g),
-      tags: [],
+      tags: m.tags ?? [],
     };
+  }
+
+  /** When a round started accepting orders (Gamma `acceptingOrdersTimestamp`), null before. */
+  private openedAt(g: GammaMarket | undefined): string | null {
+    const v = (g as { acceptingOrdersTimestamp?: unknown } | undefined)?.acceptingOrdersTimestamp;
+    return typeof v === 'string' ? v : null;
   }
 
   private simplified(c: ClobMarket): SimplifiedMarket {
@@ -248,7 +247,7 @@ export class ClobCatalog {
       ao: g?.acceptingOrders ?? true,
       mos: microsToNumber(m.minOrderSize),
       sd: 0,
-      aot: m.startDate,
+      aot: (m.event ? this.openedAt(g) : m.startDate) ?? '',
     };
   }
 }

@@ -10,15 +10,81 @@ import type {
   WsBook,
   WsLastTradePrice,
   WsPriceChange,
+  WsTickSizeChange,
   WsUserOrder,
   WsUserTrade,
 } from '@polybot/polymarket';
 import { OrderBook, type Fill, type LevelChange, type RestingOrder, type Side } from './book.js';
-import { generateMarkets, type SimMarket } from './markets.js';
+import { generateMarkets, generateNegRiskEvent, type SimMarket } from './markets.js';
 import { Rng } from './rng.js';
+import {
+  DEFAULT_AHEAD,
+  DEFAULT_KEEP_CLOSED,
+  DEFAULT_ROUND_SECONDS,
+  roundMarket,
+  upFair,
+  type RoundsOptions,
+} from './rounds.js';
+import { REF_ASSETS, ReferencePrices, sigmaPerSecond, type PriceListener, type RefAsset } from './rtds.js';
 
-/** What the exchange tells the outside world; already in the venue's wire shapes. */
-export type ExchangeEvent = WsPriceChange | WsLastTradePrice | WsBook;
+/** `event_message` of the custom-feature market events: the parent event. */
+export interface WsEventMessage {
+  id: string;
+  ticker: string;
+  slug: string;
+  title: string;
+  description: string;
+}
+
+/** Custom-feature `new_market` (samples/ws_market/new_market.json plus the newer fee fields). */
+export interface WsNewMarket {
+  event_type: 'new_market';
+  id: string;
+  question: string;
+  market: string;
+  slug: string;
+  description: string;
+  assets_ids: string[];
+  outcomes: string[];
+  event_message: WsEventMessage;
+  timestamp: string;
+  tags: string[];
+  condition_id: string;
+  active: boolean;
+  clob_token_ids: string[];
+  sports_market_type: string;
+  line: string;
+  game_start_time: string;
+  order_price_min_tick_size: string;
+  group_item_title: string;
+  taker_base_fee: string;
+  fees_enabled: boolean;
+  fee_schedule?: { rate: number; exponent: number; taker_only: boolean; rebate_rate: number };
+}
+
+/** Custom-feature `market_resolved` (samples/ws_market/market_resolved.json, rs_market_resolved.json). */
+export interface WsMarketResolved {
+  event_type: 'market_resolved';
+  id: string;
+  question: string;
+  market: string;
+  slug: string;
+  description: string;
+  assets_ids: string[];
+  outcomes: string[];
+  winning_asset_id: string;
+  winning_outcome: string;
+  event_message: WsEventMessage;
+  timestamp: string;
+  tags: string[];
+}
+
+/**
+ * What the exchange tells the outside world; already in the venue's wire shapes. `new_market` and
+ * `market_resolved` are custom-feature events (only for clients with `custom_feature_enabled`) and
+ * carry `assets_ids` instead of `asset_id`.
+ */
+export type ExchangeEvent = WsPriceChange | WsLastTradePrice | WsBook | WsTickSizeChange | WsNewMarket | WsMarketResolved;
 export type ExchangeListener = (ev: ExchangeEvent) => void;
 /** Private events for one account, as the user channel sends them; `address` is the account (lower case). */
 export type UserEvent = { address: string; event: WsUserOrder | WsUserTrade };
@@ -39,9 +105,45 @@ export interface ExchangeOptions {
   /**
    * Whether the exchange arms its own (unref'd) timer to advance trades and expire GTD orders
    * (default true). Tests with an injected clock turn it off and call `tick(now)`.
+   * With rounds (or RTDS subscribers) it also ticks once a second for the reference prices.
    */
   timers?: boolean;
+  /** Adds the neg-risk event ("Who will win the league?", six candidates) after the generated markets (default false). */
+  negRisk?: boolean;
+  /** Crypto up/down rounds driven by the reference prices; `false`/absent = none. */
+  rounds?: RoundsOptions | false;
 }
+
+/** Order rejection for rounds listed but not yet open (the venue's text). */
+export const ERR_NOT_READY = 'the market is not yet ready to process new orders';
+/** Order rejection for resolved (closed) markets. */
+export const ERR_MARKET_CLOSED = 'market is closed: orders are no longer accepted';
+/** Tick above which (best bid) or below which (best ask) a market moves to the fine tick. */
+const FINE_TICK_ABOVE = 960_000n;
+const FINE_TICK_BELOW = 40_000n;
+/** Back to the coarse tick once every best bid ≤ 0.95 and every best ask ≥ 0.05 (hysteresis). */
+const COARSE_TICK_BID_MAX = 950_000n;
+const COARSE_TICK_ASK_MIN = 50_000n;
+const COARSE_TICK = 10_000n;
+const FINE_TICK = 1_000n;
+/** A round's books are requoted when its fair value moved at least this much (micro units). */
+const ROUND_REQUOTE_MIN = 2_000;
+/** Missed boundaries replayed after a clock jump; older windows are not listed. */
+const MAX_MISSED_WINDOWS = 8;
+
+/** A redemption at resolution: `shares` of `tokenId` turned into `payout` collateral. */
+export interface Redemption {
+  address: string;
+  conditionId: string;
+  tokenId: string;
+  outcome: string;
+  shares: string;
+  payout: string;
+  /** Unix ms. */
+  at: number;
+}
+
+export type MarketPhase = 'upcoming' | 'open' | 'resolved';
 
 export interface AccountView {
   /** Wallet address, lower case. */
@@ -90,6 +192,43 @@ interface MarketState {
   fair: number;
   tokens: [TokenState, TokenState];
   volume: bigint;
+  /** upcoming: listed, no book, orders refused; open: quoted and trading; resolved: closed and paid out. */
+  phase: MarketPhase;
+  /** Winning outcome index once resolved. */
+  winner?: 0 | 1;
+  /** Unix ms of the resolution. */
+  closedAt?: number;
+  /** Unix ms since which orders are accepted. */
+  openedAt?: number;
+  round?: RoundState;
+  group?: NegRiskGroup;
+}
+
+interface RoundState {
+  asset: RefAsset;
+  assetIndex: number;
+  startS: number;
+  endS: number;
+  /** Chainlink reference price at the start and end. */
+  startPrice?: number;
+  endPrice?: number;
+}
+
+/** The markets of one neg-risk event: latent weights whose normalisation gives the fair values (sum 1). */
+interface NegRiskGroup {
+  members: MarketState[];
+  weights: number[];
+}
+
+interface RoundsRuntime {
+  assets: Array<{ asset: RefAsset; index: number }>;
+  seconds: number;
+  ahead: number;
+  keepClosed: number;
+  /** Last processed window boundary, unix seconds. */
+  boundary: number;
+  /** Per asset: window start (s) → state, in listing order. */
+  byAsset: Map<string, Map<number, MarketState>>;
 }
 
 interface Account {
@@ -210,6 +349,16 @@ export class Exchange {
   /** Live GTD orders with an expiration. */
   private readonly gtd = new Set<string>();
   private pending: TradeRec[] = [];
+  /** Open markets, in the order makers pick them from. */
+  private readonly live: MarketState[] = [];
+  private readonly byCondition = new Map<string, MarketState>();
+  private readonly redemptionsByAddress = new Map<string, Redemption[]>();
+  /** Reference prices (RTDS), stepped each second by `tick`. */
+  readonly prices: ReferencePrices;
+  private rounds: RoundsRuntime | undefined;
+  private secondTimer: NodeJS.Timeout | undefined;
+  /** Guards against re-entrant tick-size checks while one is requoting. */
+  private tickCheckDepth = 0;
   private readonly rng: Rng;
   /** Separate stream for trade failures, so they never shift the makers' sequence. */
   private readonly failRng: Rng;
@@ -233,30 +382,51 @@ export class Exchange {
     this.failRate = 0;
     this.configure({ failRate: opts.failRate ?? 0 });
     this.timers = opts.timers ?? true;
-    this.markets = generateMarkets(opts.seed, opts.markets);
-    this.states = this.markets.map((market) => {
-      const mk = (i: 0 | 1): TokenState => ({
-        tokenId: market.tokenIds[i],
-        market,
-        outcome: i,
-        book: new OrderBook(market.tokenIds[i]),
-        lastTradePrice: 0n,
-      });
-      const st: MarketState = { market, fair: market.anchor, tokens: [mk(0), mk(1)], volume: 0n };
-      for (const t of st.tokens) this.tokens.set(t.tokenId, t);
-      this.byGammaId.set(market.gammaId, st);
-      return st;
-    });
+    this.markets = [];
+    this.states = [];
+    this.prices = new ReferencePrices(opts.seed, this.now());
+    for (const m of generateMarkets(opts.seed, opts.markets)) this.addMarket(m, 'open');
+    if (opts.negRisk) {
+      const members = generateNegRiskEvent(opts.seed, this.markets.length).map((m) => this.addMarket(m, 'open'));
+      const group: NegRiskGroup = { members, weights: members.map((st) => st.market.anchor) };
+      for (const st of members) st.group = group;
+      this.normalizeGroup(group);
+    }
     // Initial quotes: every band level on both sides of both tokens gets one or two maker orders.
-    for (const st of this.states) {
-      for (const tok of st.tokens) {
-        const q = this.quote(st, tok);
-        tok.lastTradePrice = BigInt(Math.round(this.fairOf(st, tok) / 10_000) * 10_000);
-        for (const [side, prices] of [['BUY', q.bids], ['SELL', q.asks]] as const) {
-          for (const p of prices) {
-            const n = this.rng.int(1, 2);
-            for (let i = 0; i < n; i++) this.makerPlace(tok, side, BigInt(p), this.makerSize(), undefined);
-          }
+    for (const st of this.states) this.initialQuotes(st, undefined);
+    for (const st of this.states) this.checkTick(st, false);
+    if (opts.rounds) this.initRounds(opts.rounds);
+  }
+
+  /** Registers a market (books empty); open markets join the makers' rotation. */
+  private addMarket(market: SimMarket, phase: MarketPhase): MarketState {
+    const mk = (i: 0 | 1): TokenState => ({
+      tokenId: market.tokenIds[i],
+      market,
+      outcome: i,
+      book: new OrderBook(market.tokenIds[i]),
+      lastTradePrice: 0n,
+    });
+    const st: MarketState = { market, fair: market.anchor, tokens: [mk(0), mk(1)], volume: 0n, phase };
+    for (const t of st.tokens) this.tokens.set(t.tokenId, t);
+    this.byGammaId.set(market.gammaId, st);
+    this.byCondition.set(market.conditionId.toLowerCase(), st);
+    this.markets.push(market);
+    this.states.push(st);
+    if (phase === 'open') this.live.push(st);
+    return st;
+  }
+
+  /** Every band level on both sides of both tokens gets one or two maker orders. */
+  private initialQuotes(st: MarketState, op: Op | undefined): void {
+    for (const tok of st.tokens) {
+      const q = this.quote(st, tok);
+      const tick = Number(st.market.tickSize);
+      tok.lastTradePrice = BigInt(Math.round(this.fairOf(st, tok) / tick) * tick);
+      for (const [side, prices] of [['BUY', q.bids], ['SELL', q.asks]] as const) {
+        for (const p of prices) {
+          const n = this.rng.int(1, 2);
+          for (let i = 0; i < n; i++) this.makerPlace(tok, side, BigInt(p), this.makerSize(), op);
         }
       }
     }
@@ -275,6 +445,11 @@ export class Exchange {
 
   protected emitUser(ev: UserEvent): void {
     for (const l of this.userListeners) l(ev);
+  }
+
+  /** The exchange clock (injectable for tests), unix ms. */
+  nowMs(): number {
+    return this.now();
   }
 
   hasToken(tokenId: string): boolean {
@@ -325,7 +500,9 @@ export class Exchange {
     const yes = st.tokens[0];
     const bb = yes.book.bestBid();
     const ba = yes.book.bestAsk();
-    const mid = bb !== undefined && ba !== undefined ? (bb + ba) / 2n : yes.lastTradePrice;
+    const mid =
+      st.phase === 'resolved' ? (st.winner === 0 ? ONE : 0n) : bb !== undefined && ba !== undefined ? (bb + ba) / 2n : yes.lastTradePrice;
+    const prices = st.phase === 'resolved' ? [st.winner === 0 ? '1' : '0', st.winner === 1 ? '1' : '0'] : [fromMicros(mid), fromMicros(ONE - mid)];
     const liquidity = st.tokens.reduce((sum, t) => {
       const { bids, asks } = t.book.levels();
       for (const [p, s] of [...bids, ...asks]) sum += mulMicros(p, s);
@@ -344,10 +521,10 @@ export class Exchange {
       startDate: m.startDate,
       description: m.description,
       outcomes: jsonList(m.outcomes),
-      outcomePrices: jsonList([fromMicros(mid), fromMicros(ONE - mid)]),
+      outcomePrices: jsonList(prices),
       volume: fromMicros(st.volume),
       active: true,
-      closed: false,
+      closed: st.phase === 'resolved',
       createdAt: m.createdAt,
       updatedAt: new Date(this.now()).toISOString(),
       archived: false,
@@ -360,16 +537,17 @@ export class Exchange {
       endDateIso: m.endDate.slice(0, 10),
       startDateIso: m.startDate.slice(0, 10),
       clobTokenIds: jsonList(m.tokenIds),
-      acceptingOrders: true,
+      acceptingOrders: st.phase === 'open',
       negRisk: m.negRisk,
       spread: bb !== undefined && ba !== undefined ? microsToNumber(ba - bb) : 1,
       lastTradePrice: microsToNumber(yes.lastTradePrice),
       bestBid: bb !== undefined ? microsToNumber(bb) : 0,
       bestAsk: ba !== undefined ? microsToNumber(ba) : 1,
+      ...this.gammaExtras(st),
       feesEnabled: m.feeSchedule !== undefined,
       ...(m.feeSchedule
         ? {
-            feeType: 'crypto_fees',
+            feeType: m.feeType ?? 'crypto_fees',
             feeSchedule: {
               rate: microsToNumber(toMicros(m.feeSchedule.rate)),
               exponent: m.feeSchedule.exponent,
@@ -379,6 +557,49 @@ export class Exchange {
           }
         : {}),
     } as GammaMarket;
+  }
+
+  /** Lifecycle, round and neg-risk fields of the markets that have them (legacy markets add none). */
+  private gammaExtras(st: MarketState): Record<string, unknown> {
+    const m = st.market;
+    const x: Record<string, unknown> = {};
+    if (m.resolutionSource !== undefined) x.resolutionSource = m.resolutionSource;
+    if (m.eventStartTime !== undefined) x.eventStartTime = m.eventStartTime;
+    if (m.groupItemTitle !== undefined) x.groupItemTitle = m.groupItemTitle;
+    if (m.negRiskMarketID !== undefined) x.negRiskMarketID = m.negRiskMarketID;
+    if (m.negRiskRequestID !== undefined) x.negRiskRequestID = m.negRiskRequestID;
+    if (m.event !== undefined) {
+      // Rounds accept orders from their window start; until then the field is absent.
+      if (st.openedAt !== undefined) x.acceptingOrdersTimestamp = new Date(st.openedAt).toISOString().replace(/\.\d{3}Z$/, 'Z');
+      else if (!st.round) x.acceptingOrdersTimestamp = m.startDate;
+      x.umaResolutionStatuses = st.phase === 'resolved' ? '["proposed"]' : '[]';
+    }
+    if (st.phase === 'resolved') {
+      x.umaResolutionStatus = 'resolved';
+      x.automaticallyResolved = true;
+      // Gamma's closedTime is "YYYY-MM-DD HH:MM:SS+00".
+      x.closedTime = `${new Date(st.closedAt ?? 0).toISOString().slice(0, 19).replace('T', ' ')}+00`;
+    }
+    return x;
+  }
+
+  /** Lifecycle phase of a market (by Gamma id or condition id). */
+  phaseOf(id: string): MarketPhase | undefined {
+    return (this.byGammaId.get(id) ?? this.byCondition.get(id.toLowerCase()))?.phase;
+  }
+
+  /** The market of a condition id (case-insensitive). */
+  marketOfCondition(conditionId: string): SimMarket | undefined {
+    return this.byCondition.get(conditionId.toLowerCase())?.market;
+  }
+
+  marketOfToken(tokenId: string): SimMarket | undefined {
+    return this.tokens.get(tokenId)?.market;
+  }
+
+  /** Redemptions paid to an account at resolutions, oldest first. */
+  redemptionsOf(address: string): Redemption[] {
+    return [...(this.redemptionsByAddress.get(address.toLowerCase()) ?? [])];
   }
 
   /** Levels of every book, without timestamps: equal for equal seeds. */
@@ -488,6 +709,10 @@ export class Exchange {
     const id = opts.orderId ?? `0x${sha256(JSON.stringify(o))}`;
     const tok = this.tokens.get(o.tokenId);
     if (!tok) return this.reject(`order ${id} is invalid. No orderbook exists for the requested token id`);
+    if (this.rounds) this.advanceClock(this.now());
+    const phase = this.stateOf(tok).phase;
+    if (phase === 'upcoming') return this.reject(ERR_NOT_READY);
+    if (phase === 'resolved') return this.reject(ERR_MARKET_CLOSED);
     if (this.seenOrders.has(id)) return this.reject(`order ${id} is invalid. Duplicated.`);
     const makerAmt = BigInt(o.makerAmount);
     const takerAmt = BigInt(o.takerAmount);
@@ -999,15 +1224,26 @@ export class Exchange {
       for (const o of expired) if (o.status === 'LIVE') this.cancelUserOrder(o, op, 'CANCELED');
       this.flush(op);
     }
+    this.advanceClock(now);
     this.schedule();
   }
 
   /** A FAILED trade (the "ghost fill"): every balance and position move of its fills is undone exactly. */
   private revert(t: TradeRec): void {
+    // A resolved round may already be forgotten (pruned): it still counts as resolved.
+    const st = this.stateOf(t.tok) as MarketState | undefined;
+    const resolved = st === undefined || st.phase === 'resolved';
+    const winner = st?.winner;
     for (const m of t.moves) {
       const a = this.acct(m.address);
       a.collateral -= m.collateral;
-      if (m.shares !== 0n) a.positions.set(m.tokenId, (a.positions.get(m.tokenId) ?? 0n) - m.shares);
+      if (m.shares === 0n) continue;
+      if (resolved) {
+        // The shares were already redeemed: undo their payout instead.
+        if (t.tok.outcome === winner) a.collateral -= m.shares;
+      } else {
+        a.positions.set(m.tokenId, (a.positions.get(m.tokenId) ?? 0n) - m.shares);
+      }
     }
   }
 
@@ -1033,11 +1269,27 @@ export class Exchange {
     this.timer.unref?.();
   }
 
-  /** Stops the lifecycle timer (pending trades then only move on explicit `tick` calls). */
+  /** Stops the lifecycle timers (pending trades and rounds then only move on explicit `tick` calls). */
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.secondTimer) clearInterval(this.secondTimer);
+    this.secondTimer = undefined;
+  }
+
+  /** Arms the once-a-second tick that moves the reference prices and rounds (timers enabled only). */
+  private startSecondTimer(): void {
+    if (!this.timers || this.closed || this.secondTimer) return;
+    this.secondTimer = setInterval(() => this.tick(), 1000);
+    this.secondTimer.unref?.();
+  }
+
+  /** Reference-price points as they are made (RTDS); starts the per-second clock when timers are enabled. */
+  onPrice(listener: PriceListener): () => void {
+    const off = this.prices.on(listener);
+    this.startSecondTimer();
+    return off;
   }
 
   private stateOf(tok: TokenState): MarketState {
@@ -1052,8 +1304,24 @@ export class Exchange {
     else op.changes.set(key, { token, change });
   }
 
-  /** Publishes one operation: level changes per market, then trades and fresh books. */
+  /**
+   * Publishes one operation (level changes per market, then trades and fresh books), then applies
+   * the tick-size rule to the markets it touched.
+   */
   private flush(op: Op): void {
+    this.publish(op);
+    if (this.tickCheckDepth > 0) return;
+    const touched = new Set<MarketState>();
+    for (const { token } of op.changes.values()) touched.add(this.stateOf(token));
+    for (const t of op.trades) touched.add(this.stateOf(t.token));
+    for (const st of touched) this.checkTick(st, true);
+  }
+
+  private emit(ev: ExchangeEvent): void {
+    for (const l of this.listeners) l(ev);
+  }
+
+  private publish(op: Op): void {
     if (this.listeners.size === 0) return;
     const ts = String(this.now());
     const byMarket = new Map<string, WsPriceChange>();
@@ -1137,18 +1405,51 @@ export class Exchange {
 
   /**
    * One maker event: maybe move the market's fair value (random walk reverting to its anchor, with
-   * rare jumps), requote what the move made stale, then add, cancel or replace one order.
+   * rare jumps; a neg-risk event moves one candidate's weight and renormalises; rounds follow the
+   * reference price instead), requote what the move made stale, then add, cancel or replace one order.
    */
   step(): void {
     this.stats.makerEvents++;
+    if (this.live.length === 0) return;
     const rng = this.rng;
-    const st = rng.pick(this.states);
+    const st = rng.pick(this.live);
     const op: Op = { changes: new Map(), trades: [] };
     if (rng.chance(0.35)) {
-      let f = st.fair + Math.round((st.market.anchor - st.fair) * 0.02) + rng.int(-4_000, 4_000);
-      if (rng.chance(0.02)) f += (rng.chance(0.5) ? 1 : -1) * rng.int(20_000, 80_000);
-      st.fair = Math.min(980_000, Math.max(20_000, f));
+      if (st.group) this.moveGroup(st, st.group);
+      else if (!st.round) {
+        let f = st.fair + Math.round((st.market.anchor - st.fair) * 0.02) + rng.int(-4_000, 4_000);
+        if (rng.chance(0.02)) f += (rng.chance(0.5) ? 1 : -1) * rng.int(20_000, 80_000);
+        st.fair = Math.min(980_000, Math.max(20_000, f));
+      }
     }
+    if (st.group) for (const other of st.group.members) if (other !== st && other.phase === 'open') this.requote(other, op);
+    this.requote(st, op);
+    const tok = st.tokens[rng.int(0, 1)] as TokenState;
+    const side: Side = rng.chance(0.5) ? 'BUY' : 'SELL';
+    const q = this.quote(st, tok);
+    const band = side === 'BUY' ? q.bids : q.asks;
+    const mine = tok.book.ordersOn(side, (x) => x.maker);
+    const covered = new Set(mine.map((x) => Number(x.price)));
+    const gap = band.find((p) => !covered.has(p));
+    const r = rng.next();
+    if (band.length > 0 && gap !== undefined && r < 0.8) {
+      this.makerPlace(tok, side, BigInt(gap), this.makerSize(), op);
+    } else if (band.length > 0 && r < 0.45 && mine.length < DEPTH * 3) {
+      this.makerPlace(tok, side, BigInt(rng.pick(band)), this.makerSize(), op);
+    } else if (r < 0.8 && mine.length > DEPTH) {
+      this.makerCancel(tok, rng.pick(mine), op);
+    } else if (mine.length > 0 && band.length > 0) {
+      this.makerCancel(tok, rng.pick(mine), op);
+      this.makerPlace(tok, side, BigInt(rng.pick(band)), this.makerSize(), op);
+    } else if (band.length > 0) {
+      this.makerPlace(tok, side, BigInt(rng.pick(band)), this.makerSize(), op);
+    }
+    this.flush(op);
+    if (op.trades.length > 0) this.schedule();
+  }
+
+  /** Pulls the maker quotes a fair-value move made stale and requotes those sides in the same event. */
+  private requote(st: MarketState, op: Op): void {
     const tick = Number(st.market.tickSize);
     for (const tok of st.tokens) {
       const q = this.quote(st, tok);
@@ -1174,27 +1475,346 @@ export class Exchange {
         }
       }
     }
-    const tok = st.tokens[rng.int(0, 1)] as TokenState;
-    const side: Side = rng.chance(0.5) ? 'BUY' : 'SELL';
-    const q = this.quote(st, tok);
-    const band = side === 'BUY' ? q.bids : q.asks;
-    const mine = tok.book.ordersOn(side, (x) => x.maker);
-    const covered = new Set(mine.map((x) => Number(x.price)));
-    const gap = band.find((p) => !covered.has(p));
-    const r = rng.next();
-    if (band.length > 0 && gap !== undefined && r < 0.8) {
-      this.makerPlace(tok, side, BigInt(gap), this.makerSize(), op);
-    } else if (band.length > 0 && r < 0.45 && mine.length < DEPTH * 3) {
-      this.makerPlace(tok, side, BigInt(rng.pick(band)), this.makerSize(), op);
-    } else if (r < 0.8 && mine.length > DEPTH) {
-      this.makerCancel(tok, rng.pick(mine), op);
-    } else if (mine.length > 0 && band.length > 0) {
-      this.makerCancel(tok, rng.pick(mine), op);
-      this.makerPlace(tok, side, BigInt(rng.pick(band)), this.makerSize(), op);
-    } else if (band.length > 0) {
-      this.makerPlace(tok, side, BigInt(rng.pick(band)), this.makerSize(), op);
-    }
+  }
+
+  // ------------------------------------------------------------------ neg-risk event
+
+  /** One candidate's weight moves (reverting to its anchor, rare jumps); every fair value is renormalised. */
+  private moveGroup(st: MarketState, g: NegRiskGroup): void {
+    const rng = this.rng;
+    const i = g.members.indexOf(st);
+    let w = (g.weights[i] as number) + Math.round((st.market.anchor - (g.weights[i] as number)) * 0.02) + rng.int(-4_000, 4_000);
+    if (rng.chance(0.02)) w += (rng.chance(0.5) ? 1 : -1) * rng.int(10_000, 40_000);
+    g.weights[i] = Math.min(900_000, Math.max(5_000, w));
+    this.normalizeGroup(g);
+  }
+
+  /** Fair values = weights / Σ weights, so the candidates' YES prices sum to ~1. */
+  private normalizeGroup(g: NegRiskGroup): void {
+    const total = g.weights.reduce((a, b) => a + b, 0);
+    g.members.forEach((m, i) => {
+      m.fair = Math.min(995_000, Math.max(5_000, Math.round(((g.weights[i] as number) * 1_000_000) / total)));
+    });
+  }
+
+  /**
+   * Moves an open market's hidden fair value of YES (0..1, by Gamma or condition id) and requotes
+   * its makers at once — for demos, fault drills and tests (the tick-size rule applies as usual).
+   */
+  setFair(id: string, fair: number): void {
+    const st = this.byGammaId.get(id) ?? this.byCondition.get(id.toLowerCase());
+    if (!st || st.phase !== 'open') throw new RangeError(`no open market ${id}`);
+    if (!(fair > 0 && fair < 1)) throw new RangeError('fair must be within (0, 1)');
+    st.fair = Math.round(fair * 1_000_000);
+    const op: Op = { changes: new Map(), trades: [] };
+    this.requote(st, op);
     this.flush(op);
     if (op.trades.length > 0) this.schedule();
   }
+
+  /** Current fair values of a neg-risk event's candidates (YES, 0..1), by Gamma id — for tests and demos. */
+  negRiskFairs(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const st of this.states) if (st.group) out[st.market.gammaId] = st.fair / 1_000_000;
+    return out;
+  }
+
+  // ------------------------------------------------------------------ tick size
+
+  /**
+   * The venue's tick rule: when a token's best bid rises above 0.96 or its best ask falls below
+   * 0.04 the market trades on 0.001; once every best bid is ≤ 0.95 and every best ask ≥ 0.05 it
+   * returns to 0.01. A change emits `tick_size_change` for both tokens, requotes the makers on the
+   * new grid, and sends fresh `book`s (clients drop their book on a tick change).
+   */
+  private checkTick(st: MarketState, emit: boolean): void {
+    if (st.phase !== 'open') return;
+    const m = st.market;
+    const tops = st.tokens.map((t) => ({ bid: t.book.bestBid(), ask: t.book.bestAsk() }));
+    const extreme = tops.some((t) => (t.bid !== undefined && t.bid > FINE_TICK_ABOVE) || (t.ask !== undefined && t.ask < FINE_TICK_BELOW));
+    const calm = tops.every((t) => (t.bid === undefined || t.bid <= COARSE_TICK_BID_MAX) && (t.ask === undefined || t.ask >= COARSE_TICK_ASK_MIN));
+    const next = m.tickSize === COARSE_TICK && extreme ? FINE_TICK : m.tickSize === FINE_TICK && calm ? COARSE_TICK : m.tickSize;
+    if (next === m.tickSize) return;
+    const old = m.tickSize;
+    m.tickSize = next;
+    this.tickCheckDepth++;
+    try {
+      const ts = String(this.now());
+      if (emit) {
+        for (const t of st.tokens) {
+          this.emit({
+            event_type: 'tick_size_change',
+            asset_id: t.tokenId,
+            market: m.conditionId,
+            old_tick_size: fromMicros(old),
+            new_tick_size: fromMicros(next),
+            timestamp: ts,
+          });
+        }
+      }
+      const op: Op = { changes: new Map(), trades: [] };
+      for (const tok of st.tokens) {
+        for (const side of ['BUY', 'SELL'] as const) for (const o of tok.book.ordersOn(side, (x) => x.maker)) this.makerCancel(tok, o, op);
+      }
+      for (const tok of st.tokens) {
+        const q = this.quote(st, tok);
+        for (const p of q.bids) this.makerPlace(tok, 'BUY', BigInt(p), this.makerSize(), op);
+        for (const p of q.asks) this.makerPlace(tok, 'SELL', BigInt(p), this.makerSize(), op);
+      }
+      this.flush(op);
+      if (emit) for (const t of st.tokens) this.emit(this.wsBook(t.tokenId) as WsBook);
+    } finally {
+      this.tickCheckDepth--;
+    }
+  }
+
+  // ------------------------------------------------------------------ rounds and resolution
+
+  private initRounds(o: RoundsOptions): void {
+    const seconds = o.roundSeconds ?? DEFAULT_ROUND_SECONDS;
+    if (!Number.isInteger(seconds) || seconds < 10) throw new RangeError('roundSeconds must be an integer ≥ 10');
+    const wanted = (o.assets ?? REF_ASSETS.map((a) => a.asset)).map((x) => x.toUpperCase());
+    const assets = REF_ASSETS.map((asset, index) => ({ asset, index })).filter((a) => wanted.includes(a.asset.asset));
+    const nowS = Math.floor(this.now() / 1000);
+    const boundary = Math.floor(nowS / seconds) * seconds;
+    this.rounds = {
+      assets,
+      seconds,
+      ahead: Math.max(0, o.ahead ?? DEFAULT_AHEAD),
+      keepClosed: Math.max(0, o.keepClosed ?? DEFAULT_KEEP_CLOSED),
+      boundary,
+      byAsset: new Map(assets.map((a) => [a.asset.asset, new Map()])),
+    };
+    // The current window opens now (its start price is the first reference price), the next ones are listed.
+    for (let k = 0; k <= this.rounds.ahead; k++) this.listRounds(boundary + k * seconds, false);
+    this.openRounds(boundary);
+    if (this.timers) this.startSecondTimer();
+  }
+
+  /** Windows (start s) whose rounds exist for an asset. */
+  roundStarts(asset: string): number[] {
+    return [...(this.rounds?.byAsset.get(asset.toUpperCase())?.keys() ?? [])];
+  }
+
+  /** The round length in seconds, undefined without rounds. */
+  get roundSeconds(): number | undefined {
+    return this.rounds?.seconds;
+  }
+
+  /** Lists the rounds of window `startS` (all assets) that do not exist yet. */
+  private listRounds(startS: number, emit: boolean): void {
+    const r = this.rounds as RoundsRuntime;
+    for (const { asset, index } of r.assets) {
+      const rounds = r.byAsset.get(asset.asset) as Map<number, MarketState>;
+      if (rounds.has(startS)) continue;
+      const market = roundMarket({
+        seed: this.opts.seed,
+        asset,
+        assetIndex: index,
+        seconds: r.seconds,
+        startS,
+        listedMs: this.now(),
+        index: this.markets.length,
+      });
+      const st = this.addMarket(market, 'upcoming');
+      st.round = { asset, assetIndex: index, startS, endS: startS + r.seconds };
+      rounds.set(startS, st);
+      if (emit) this.emit(this.newMarketEvent(st));
+      this.prune(rounds, r.keepClosed);
+    }
+  }
+
+  /** Forgets the oldest resolved rounds beyond `keep` (their accounts were paid out already). */
+  private prune(rounds: Map<number, MarketState>, keep: number): void {
+    const resolved = [...rounds.entries()].filter(([, st]) => st.phase === 'resolved');
+    for (const [startS, st] of resolved.slice(0, Math.max(0, resolved.length - keep))) {
+      rounds.delete(startS);
+      for (const t of st.tokens) this.tokens.delete(t.tokenId);
+      this.byGammaId.delete(st.market.gammaId);
+      this.byCondition.delete(st.market.conditionId.toLowerCase());
+      const i = this.states.indexOf(st);
+      if (i >= 0) this.states.splice(i, 1);
+      const j = this.markets.indexOf(st.market);
+      if (j >= 0) this.markets.splice(j, 1);
+    }
+  }
+
+  /** Opens the rounds starting at `startS`: start price fixed, makers quote around 0.5. */
+  private openRounds(startS: number): void {
+    const r = this.rounds as RoundsRuntime;
+    for (const { asset } of r.assets) {
+      const st = r.byAsset.get(asset.asset)?.get(startS);
+      if (!st || st.phase !== 'upcoming') continue;
+      const round = st.round as RoundState;
+      round.startPrice = this.prices.current(asset).chainlink;
+      st.phase = 'open';
+      st.openedAt = this.now();
+      st.fair = 500_000;
+      this.live.push(st);
+      const op: Op = { changes: new Map(), trades: [] };
+      this.initialQuotes(st, op);
+      this.flush(op);
+    }
+  }
+
+  /** Resolves the rounds ending at `endS` from the reference price now (the price at `endS`). */
+  private resolveRounds(endS: number): void {
+    const r = this.rounds as RoundsRuntime;
+    for (const { asset } of r.assets) {
+      for (const st of r.byAsset.get(asset.asset)?.values() ?? []) {
+        const round = st.round as RoundState;
+        if (round.endS !== endS || st.phase === 'resolved') continue;
+        const end = this.prices.current(asset).chainlink;
+        round.endPrice = end;
+        // A round that never opened (clock jumped past it) resolves from its end price alone: Up.
+        this.resolve(st, end >= (round.startPrice ?? end) ? 0 : 1);
+      }
+    }
+  }
+
+  /**
+   * Resolves a market: every resting order leaves the book (user orders CANCELED_MARKET_RESOLVED,
+   * reservations released exactly), every holder's shares are redeemed (winner 1 pUSD a share,
+   * loser 0) and removed, Gamma reports it closed with outcomePrices 1/0, and `market_resolved`
+   * goes out. Any open market can be resolved this way (rounds do it at their end).
+   */
+  resolve(st: MarketState | string, winner: 0 | 1): void {
+    const s = typeof st === 'string' ? (this.byGammaId.get(st) ?? this.byCondition.get(st.toLowerCase())) : st;
+    if (!s) throw new RangeError(`unknown market ${String(st)}`);
+    if (s.phase === 'resolved') return;
+    const now = this.now();
+    const op: Op = { changes: new Map(), trades: [] };
+    for (const tok of s.tokens) {
+      for (const side of ['BUY', 'SELL'] as const) {
+        for (const o of tok.book.ordersOn(side, () => true)) {
+          const uo = o.maker ? undefined : this.userOrders.get(o.id);
+          if (uo && uo.status === 'LIVE') this.cancelUserOrder(uo, op, ORDER_STATUS.CANCELED_MARKET_RESOLVED);
+          else this.makerCancel(tok, o, op);
+        }
+      }
+    }
+    s.phase = 'resolved';
+    s.winner = winner;
+    s.closedAt = now;
+    const li = this.live.indexOf(s);
+    if (li >= 0) this.live.splice(li, 1);
+    for (const a of this.accounts.values()) {
+      for (const tok of s.tokens) {
+        const shares = a.positions.get(tok.tokenId);
+        a.lockedPositions.delete(tok.tokenId);
+        if (shares === undefined) continue;
+        a.positions.delete(tok.tokenId);
+        if (shares === 0n) continue;
+        // 1 pUSD per winning share: the share amount in micro units is the payout in micro units.
+        const payout = tok.outcome === winner ? shares : 0n;
+        a.collateral += payout;
+        push(this.redemptionsByAddress, a.address, {
+          address: a.address,
+          conditionId: s.market.conditionId,
+          tokenId: tok.tokenId,
+          outcome: s.market.outcomes[tok.outcome] as string,
+          shares: fromMicros(shares),
+          payout: fromMicros(payout),
+          at: now,
+        });
+      }
+    }
+    this.publish(op);
+    const m = s.market;
+    this.emit({
+      event_type: 'market_resolved',
+      id: m.gammaId,
+      question: m.question,
+      market: m.conditionId,
+      slug: m.slug,
+      description: m.description,
+      assets_ids: [...m.tokenIds],
+      outcomes: [...m.outcomes],
+      winning_asset_id: m.tokenIds[winner],
+      winning_outcome: m.outcomes[winner],
+      event_message: this.eventMessage(m),
+      timestamp: String(now),
+      tags: m.tags ?? [],
+    });
+  }
+
+  private eventMessage(m: SimMarket): WsEventMessage {
+    const e = m.event;
+    return e
+      ? { id: e.id, ticker: e.ticker, slug: e.slug, title: e.title, description: e.description }
+      : { id: m.gammaId, ticker: m.slug, slug: m.slug, title: m.question, description: m.description };
+  }
+
+  private newMarketEvent(st: MarketState): WsNewMarket {
+    const m = st.market;
+    const fs = m.feeSchedule;
+    return {
+      event_type: 'new_market',
+      id: m.gammaId,
+      question: m.question,
+      market: m.conditionId,
+      slug: m.slug,
+      description: m.description,
+      assets_ids: [...m.tokenIds],
+      outcomes: [...m.outcomes],
+      event_message: this.eventMessage(m),
+      timestamp: String(this.now()),
+      tags: m.tags ?? [],
+      condition_id: m.conditionId,
+      active: true,
+      clob_token_ids: [...m.tokenIds],
+      sports_market_type: '',
+      line: '',
+      game_start_time: m.eventStartTime ?? '',
+      order_price_min_tick_size: fromMicros(m.tickSize),
+      group_item_title: m.groupItemTitle ?? '',
+      taker_base_fee: '0',
+      fees_enabled: fs !== undefined,
+      ...(fs
+        ? { fee_schedule: { rate: microsToNumber(toMicros(fs.rate)), exponent: fs.exponent, taker_only: fs.takerOnly, rebate_rate: 0 } }
+        : {}),
+    };
+  }
+
+  /**
+   * Moves the reference prices and the rounds to `now`: at each window boundary crossed (in time
+   * order) the rounds ending there resolve from the price at that second, the rounds starting
+   * there open, and the window `ahead` rounds later is listed (`new_market`). Then the open rounds'
+   * fair values follow the price (probability that it ends ≥ its start) and their books are requoted.
+   */
+  private advanceClock(now: number): void {
+    const r = this.rounds;
+    if (!r) {
+      this.prices.advanceTo(now);
+      return;
+    }
+    const L = r.seconds;
+    const nowS = Math.floor(now / 1000);
+    const last = Math.floor(nowS / L) * L;
+    for (let b = r.boundary + L; b <= last; b += L) {
+      this.prices.advanceTo(b * 1000);
+      r.boundary = b;
+      this.resolveRounds(b);
+      if (b < last - MAX_MISSED_WINDOWS * L) continue; // long clock jump: skip windows that are long over
+      this.openRounds(b);
+      this.listRounds(b + r.ahead * L, true);
+      this.openRounds(b); // with ahead = 0 the window is listed and opened at once
+    }
+    this.prices.advanceTo(now);
+    const op: Op = { changes: new Map(), trades: [] };
+    for (const st of this.live) {
+      const round = st.round;
+      if (!round || round.startPrice === undefined) continue;
+      const p = this.prices.current(round.asset);
+      const fair = upFair(p.chainlink, round.startPrice, sigmaPerSecond(round.asset), round.endS - p.second);
+      if (Math.abs(fair - st.fair) < ROUND_REQUOTE_MIN) continue;
+      st.fair = fair;
+      this.requote(st, op);
+    }
+    if (op.changes.size > 0 || op.trades.length > 0) {
+      this.flush(op);
+      if (op.trades.length > 0) this.schedule();
+    }
+  }
 }
+

@@ -8,6 +8,7 @@ import { buildServer } from './server.js';
 import { loadWallet } from '@polybot/polymarket';
 import { createApiKeyStore } from './auth.js';
 import { faultMetrics } from './faults.js';
+import { rtdsMetrics } from './routes/rtds.js';
 import { userWsMetrics } from './routes/user-ws.js';
 
 export { Exchange } from './exchange.js';
@@ -24,6 +25,11 @@ export const SimConfig = serviceConfig({
   POLYBOT_SIM_MINE_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 1000, description: 'MATCHED → MINED delay of a trade' }),
   POLYBOT_SIM_CONFIRM_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 3000, description: 'MINED → CONFIRMED delay of a trade' }),
   POLYBOT_SIM_FAIL_RATE: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'share of trades that end FAILED, their fills reverted' }),
+  POLYBOT_SIM_WS_MAX_ASSETS: Type.Integer({ minimum: 1, maximum: 100_000, default: 500, description: 'assets one market-channel connection may hold; beyond it no snapshots, as on the venue' }),
+  POLYBOT_SIM_ROUND_SECONDS: Type.Integer({ minimum: 10, maximum: 86_400, default: 900, description: 'length of the crypto up/down rounds (e.g. 60 for demos)' }),
+  POLYBOT_SIM_ROUND_ASSETS: Type.String({ pattern: '^(none|[A-Za-z]{2,10}(,[A-Za-z]{2,10})*)$', default: 'BTC,ETH,SOL,XRP', description: "assets with up/down rounds, or 'none'" }),
+  POLYBOT_SIM_ROUNDS_AHEAD: Type.Integer({ minimum: 0, maximum: 96, default: 2, description: 'windows listed ahead of the current one' }),
+  POLYBOT_SIM_NEG_RISK: Type.Boolean({ default: true, description: 'add the multi-outcome neg-risk event' }),
   POLYBOT_SIM_ADMIN_SECRET: Type.Optional(Type.String({ minLength: 16, description: 'enables /admin (faults, funding) for callers sending it as x-admin-secret' })),
 });
 export type SimConfig = Static<typeof SimConfig>;
@@ -41,6 +47,7 @@ const MAX_EVENTS_PER_TICK = 500;
 /** The Polymarket-compatible simulator: Gamma + CLOB REST + market WebSocket on one port. */
 export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
   const cfg = ctx.config;
+  const roundAssets = (cfg.POLYBOT_SIM_ROUND_ASSETS === 'none' ? '' : cfg.POLYBOT_SIM_ROUND_ASSETS).split(',').map((a) => a.trim().toUpperCase()).filter(Boolean);
   const exchange = new Exchange({
     seed: cfg.POLYBOT_SIM_SEED,
     markets: cfg.POLYBOT_SIM_MARKETS,
@@ -48,8 +55,10 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
     mineMs: cfg.POLYBOT_SIM_MINE_MS,
     confirmMs: cfg.POLYBOT_SIM_CONFIRM_MS,
     failRate: cfg.POLYBOT_SIM_FAIL_RATE,
+    negRisk: cfg.POLYBOT_SIM_NEG_RISK,
+    rounds: roundAssets.length > 0 ? { assets: roundAssets, roundSeconds: cfg.POLYBOT_SIM_ROUND_SECONDS, ahead: cfg.POLYBOT_SIM_ROUNDS_AHEAD } : false,
   });
-  const hub = new MarketHub(exchange, ctx.log.child({ component: 'ws-market' }));
+  const hub = new MarketHub(exchange, ctx.log.child({ component: 'ws-market' }), { maxAssetsPerConnection: cfg.POLYBOT_SIM_WS_MAX_ASSETS });
   const auth = createApiKeyStore({ dataDir: ctx.paths.root });
   const unsubscribe = exchange.on((ev) => hub.publish(ev));
   let app: FastifyInstance | undefined;
@@ -124,6 +133,7 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
       rateMark = { at: now, frames };
       const s = exchange.stats;
       const u = userWsMetrics(exchange);
+      const r = rtdsMetrics(exchange);
       return {
         ws_events_per_s: eventsPerS,
         ws_events_sent: frames,
@@ -137,6 +147,8 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
         ws_user_events_sent: u.eventsSent,
         ws_user_auth_failures: u.authFailures,
         ...faultMetrics(exchange),
+        rtds_clients: r.clients,
+        rtds_frames_sent: r.framesSent,
       };
     },
   };

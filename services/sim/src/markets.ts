@@ -23,6 +23,47 @@ export interface SimMarket {
   anchor: number;
   /** Taker fee schedule (V2 era): fee = shares × rate × (p·(1−p))^exponent; undefined = fee-free. */
   feeSchedule?: FeeSchedule;
+  /** Gamma `feeType` when fees are enabled (default "crypto_fees"). */
+  feeType?: string;
+  /** The parent event when it groups several markets or belongs to a real series (rounds, neg-risk). */
+  event?: SimEventInfo;
+  /** Round start (ISO) for recurring markets (Gamma `eventStartTime`). */
+  eventStartTime?: string;
+  resolutionSource?: string;
+  /** Candidate name inside a multi-market event (Gamma `groupItemTitle`). */
+  groupItemTitle?: string;
+  negRiskMarketID?: string;
+  negRiskRequestID?: string;
+  tags?: string[];
+}
+
+/** A Gamma series the sim publishes (crypto up/down rounds). */
+export interface SimSeriesInfo {
+  id: string;
+  slug: string;
+  ticker: string;
+  title: string;
+  recurrence: string;
+  createdAt: string;
+}
+
+/** A Gamma event grouping markets (a neg-risk event, or one round of a series). */
+export interface SimEventInfo {
+  id: string;
+  slug: string;
+  ticker: string;
+  title: string;
+  description: string;
+  resolutionSource: string;
+  startDate: string;
+  createdAt: string;
+  endDate: string;
+  /** Gamma `startTime` (round start), when known. */
+  startTime?: string;
+  negRisk: boolean;
+  negRiskMarketID?: string;
+  series?: SimSeriesInfo;
+  tags: Array<{ id: string; label: string; slug: string }>;
 }
 
 export interface FeeSchedule {
@@ -49,7 +90,7 @@ const PREDICATES = [
 const EPOCH_MS = Date.UTC(2030, 0, 1);
 const DAY_MS = 86_400_000;
 
-function iso(ms: number): string {
+export function iso(ms: number): string {
   return new Date(ms).toISOString().replace('.000Z', 'Z');
 }
 
@@ -105,4 +146,86 @@ export function generateMarkets(seed: number, n: number): SimMarket[] {
     });
   }
   return markets;
+}
+
+// ---------------------------------------------------------------- the neg-risk event
+
+/** Candidates of the simulated neg-risk event and their anchor probabilities (sum = 1). */
+const NEG_RISK_CANDIDATES: Array<[string, number]> = [
+  ['Arsenal', 0.36],
+  ['Manchester City', 0.27],
+  ['Liverpool', 0.19],
+  ['Chelsea', 0.1],
+  ['Newcastle', 0.05],
+  ['Tottenham', 0.03],
+];
+export const NEG_RISK_EVENT_SLUG = 'sim-league-winner-2030';
+const NEG_RISK_EVENT_ID = '200001';
+const NEG_RISK_GAMMA_BASE = 2_000_000;
+
+const hashHex = (s: string) => createHash('sha256').update(s).digest('hex');
+/** A token id derived from a label (77/78 digits), independent of any generator state. */
+export function derivedTokenId(label: string): string {
+  const lo = 10n ** 76n;
+  const span = 115792089237316195423570985008687907853269984665640564039457584007913129639935n - lo;
+  return (lo + (BigInt(`0x${hashHex(`token:${label}`)}`) % span)).toString();
+}
+
+/**
+ * The simulated multi-outcome (neg-risk) event: "Who will win the league?", one Yes/No market per
+ * candidate sharing one `negRiskMarketID`. Ids come from hashes of the seed, so adding the event
+ * changes no other generated value. `firstIndex` continues the markets' `index` numbering.
+ */
+export function generateNegRiskEvent(seed: number, firstIndex: number): SimMarket[] {
+  const base = hashHex(`negrisk:${seed}`);
+  // The venue's negRiskMarketID ends in 00 and each questionID is it plus the candidate index.
+  const negRiskMarketID = `0x${base.slice(0, 62)}00`;
+  const endMs = EPOCH_MS + 200 * DAY_MS;
+  const title = 'Who will win the league?';
+  const description =
+    'This market will resolve to "Yes" if the named club wins the simulated league season ending ' +
+    `${iso(endMs)}. Otherwise, it will resolve to "No". Simulated neg-risk event (PolyBot sim).`;
+  const event: SimEventInfo = {
+    id: NEG_RISK_EVENT_ID,
+    slug: NEG_RISK_EVENT_SLUG,
+    ticker: NEG_RISK_EVENT_SLUG,
+    title,
+    description,
+    resolutionSource: '',
+    startDate: iso(EPOCH_MS - 40 * DAY_MS),
+    createdAt: iso(EPOCH_MS - 41 * DAY_MS),
+    endDate: iso(endMs),
+    negRisk: true,
+    negRiskMarketID,
+    tags: [{ id: '100639', label: 'Sports', slug: 'sports' }],
+  };
+  const gammaBase = NEG_RISK_GAMMA_BASE + (Number.parseInt(base.slice(0, 6), 16) % 100_000);
+  return NEG_RISK_CANDIDATES.map(([name, p], i) => {
+    const label = `negrisk:${seed}:${i}`;
+    const conditionId = `0x${hashHex(`${label}:condition`)}`;
+    const question = `Will ${name} win the league?`;
+    return {
+      index: firstIndex + i,
+      gammaId: String(gammaBase + i),
+      conditionId,
+      questionId: `${negRiskMarketID.slice(0, 64)}${i.toString(16).padStart(2, '0')}`,
+      slug: `will-${name.toLowerCase().replace(/[^a-z0-9]+/g, '-')}-win-the-league`,
+      question,
+      description,
+      outcomes: ['Yes', 'No'] as [string, string],
+      tokenIds: [derivedTokenId(`${label}:yes`), derivedTokenId(`${label}:no`)] as [string, string],
+      tickSize: 10_000n,
+      minOrderSize: 5_000_000n,
+      negRisk: true,
+      startDate: event.startDate,
+      endDate: event.endDate,
+      createdAt: event.createdAt,
+      anchor: Math.round(p * 1_000_000),
+      event,
+      groupItemTitle: name,
+      negRiskMarketID,
+      negRiskRequestID: `0x${hashHex(`${label}:request`)}`,
+      tags: ['sports'],
+    };
+  });
 }

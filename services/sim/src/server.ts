@@ -8,6 +8,7 @@ import type { SimConfig } from './index.js';
 import { registerFaults } from './faults.js';
 import { registerAuthRoutes } from './routes/auth.js';
 import { registerHeartbeatRoutes } from './routes/heartbeats.js';
+import { registerRtds } from './routes/rtds.js';
 import { registerUserWs } from './routes/user-ws.js';
 import { registerGammaRoutes } from './routes/gamma.js';
 import { registerPublicRoutes } from './routes/public.js';
@@ -53,6 +54,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   registerTradingRoutes(app, deps);
   registerHeartbeatRoutes(app, deps);
   registerUserWs(app, deps);
+  registerRtds(app, deps);
 
   // ---------------------------------------------------------------- market WebSocket
 

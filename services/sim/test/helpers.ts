@@ -15,8 +15,9 @@ export interface RunningSim {
 export async function startSim(env: Record<string, string> = {}): Promise<RunningSim> {
   const tmp = tempDataDir('pbsim');
   const config = loadConfig(SimConfig, {
-    // Most tests drive the engine with unsigned orders named by POLY_ADDRESS; auth tests opt back in.
-    env: { POLYBOT_DATA_DIR: tmp.dir, POLYBOT_SIM_PORT: '0', POLYBOT_LOG_LEVEL: 'silent', POLYBOT_SIM_REQUIRE_AUTH: 'false', ...env },
+    // Most tests drive the engine with unsigned orders named by POLY_ADDRESS and count exactly the
+    // generated markets; auth, rounds and neg-risk tests opt back in.
+    env: { POLYBOT_DATA_DIR: tmp.dir, POLYBOT_SIM_PORT: '0', POLYBOT_LOG_LEVEL: 'silent', POLYBOT_SIM_REQUIRE_AUTH: 'false', POLYBOT_SIM_NEG_RISK: 'false', POLYBOT_SIM_ROUND_ASSETS: 'none', ...env },
     envFile: false,
   });
   let service: SimService | undefined;
