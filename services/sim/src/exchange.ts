@@ -1512,6 +1512,15 @@ export class Exchange {
     if (op.trades.length > 0) this.schedule();
   }
 
+  /**
+   * The hidden fair value of YES (0..1) of an open market, by Gamma or condition id; undefined when
+   * unknown or not open. Simulated informed traders read it; clients only ever see books.
+   */
+  fairValue(id: string): number | undefined {
+    const st = this.byGammaId.get(id) ?? this.byCondition.get(id.toLowerCase());
+    return st && st.phase === 'open' ? st.fair / 1_000_000 : undefined;
+  }
+
   /** Current fair values of a neg-risk event's candidates (YES, 0..1), by Gamma id — for tests and demos. */
   negRiskFairs(): Record<string, number> {
     const out: Record<string, number> = {};
