@@ -1,6 +1,6 @@
 import websocket from '@fastify/websocket';
 import type { Logger } from '@polybot/core';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { ApiKeyStore } from './auth.js';
 import type { Exchange } from './exchange.js';
 import type { MarketHub } from './market-ws.js';
@@ -33,7 +33,15 @@ export interface ServerDeps {
 /** The simulator's HTTP surface: Gamma (`/markets`), public CLOB, `POST /order`, and `/ws/market`. */
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const { hub, log } = deps;
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 1024 * 1024,
+    // Errors Fastify raises before routing (an undecodable path, say) get the venue's envelope too.
+    frameworkErrors: (err, _req, res) => {
+      const reply = res as FastifyReply;
+      void reply.code(err.statusCode && err.statusCode < 500 ? err.statusCode : 400).send({ error: err.message });
+    },
+  });
 
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
     const code = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;

@@ -60,11 +60,14 @@ export class WsClient {
     ws.on('message', (data) => {
       this.frames++;
       const text = data.toString();
-      if (text === 'PONG') {
+      // Plain-text frames (PONG, INVALID OPERATION) are kept apart from JSON events.
+      let v: unknown;
+      try {
+        v = JSON.parse(text);
+      } catch {
         this.texts.push(text);
         return;
       }
-      const v = JSON.parse(text);
       if (Array.isArray(v)) this.events.push(...v);
       else this.events.push(v);
     });

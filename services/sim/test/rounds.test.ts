@@ -82,8 +82,8 @@ describe('crypto up/down rounds', () => {
       const g = gammaBySlug(ex, ev.slug);
       expect(g).toMatchObject({ closed: true, active: true, acceptingOrders: false, umaResolutionStatus: 'resolved' });
       expect(g.outcomePrices).toBe(up ? '["1", "0"]' : '["0", "1"]');
-      expect(ex.bookSummary(ev.assets_ids[0])!.bids).toEqual([]);
-      expect(ex.bookSummary(ev.assets_ids[0])!.asks).toEqual([]);
+      expect(ex.bookSummary(ev.assets_ids[0]!)!.bids).toEqual([]);
+      expect(ex.bookSummary(ev.assets_ids[0]!)!.asks).toEqual([]);
     }
     const nm = listed[0]!;
     expect(nm).toMatchObject({ event_type: 'new_market', active: true, order_price_min_tick_size: '0.01', fees_enabled: true, outcomes: ['Up', 'Down'] });
