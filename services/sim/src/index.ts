@@ -7,6 +7,7 @@ import { MarketHub } from './market-ws.js';
 import { buildServer } from './server.js';
 import { loadWallet } from '@polybot/polymarket';
 import { createApiKeyStore } from './auth.js';
+import { Traders } from './traders.js';
 import { faultMetrics } from './faults.js';
 import { rtdsMetrics } from './routes/rtds.js';
 import { userWsMetrics } from './routes/user-ws.js';
@@ -30,6 +31,8 @@ export const SimConfig = serviceConfig({
   POLYBOT_SIM_ROUND_ASSETS: Type.String({ pattern: '^(none|[A-Za-z]{2,10}(,[A-Za-z]{2,10})*)$', default: 'BTC,ETH,SOL,XRP', description: "assets with up/down rounds, or 'none'" }),
   POLYBOT_SIM_ROUNDS_AHEAD: Type.Integer({ minimum: 0, maximum: 96, default: 2, description: 'windows listed ahead of the current one' }),
   POLYBOT_SIM_NEG_RISK: Type.Boolean({ default: true, description: 'add the multi-outcome neg-risk event' }),
+  POLYBOT_SIM_TRADERS: Type.Integer({ minimum: 0, maximum: 200, default: 20, description: 'simulated trader wallets (0 = none, else at least 2); the first is an arbitrageur' }),
+  POLYBOT_SIM_TRADER_RATE: Type.Number({ minimum: 0, maximum: 1000, default: 4, description: 'simulated trader decisions per second, all wallets together' }),
   POLYBOT_SIM_ADMIN_SECRET: Type.Optional(Type.String({ minLength: 16, description: 'enables /admin (faults, funding) for callers sending it as x-admin-secret' })),
 });
 export type SimConfig = Static<typeof SimConfig>;
@@ -60,6 +63,15 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
   });
   const hub = new MarketHub(exchange, ctx.log.child({ component: 'ws-market' }), { maxAssetsPerConnection: cfg.POLYBOT_SIM_WS_MAX_ASSETS });
   const auth = createApiKeyStore({ dataDir: ctx.paths.root });
+  const traders =
+    cfg.POLYBOT_SIM_TRADERS > 0
+      ? new Traders(exchange, {
+          seed: cfg.POLYBOT_SIM_SEED,
+          count: cfg.POLYBOT_SIM_TRADERS,
+          rate: cfg.POLYBOT_SIM_TRADER_RATE,
+          onError: (err) => ctx.log.warn({ err }, 'simulated trader step failed'),
+        })
+      : undefined;
   const unsubscribe = exchange.on((ev) => hub.publish(ev));
   let app: FastifyInstance | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -101,6 +113,7 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
         config: ctx.config,
         auth,
         dataDir: ctx.paths.root,
+        traders,
         onAccountCreated: (address) => void exchange.ensureAccount(address),
         onHeartbeatExpired: (address) => {
           const res = exchange.cancelAll(address);
@@ -111,6 +124,7 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
       const addr = app.server.address();
       port = typeof addr === 'object' && addr ? addr.port : cfg.POLYBOT_SIM_PORT;
       startLoop();
+      traders?.start();
       ctx.log.info(
         { host: cfg.POLYBOT_HOST, port, markets: exchange.markets.length, seed: cfg.POLYBOT_SIM_SEED, eventRate: cfg.POLYBOT_SIM_EVENT_RATE },
         'simulator listening',
@@ -121,6 +135,7 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
       timer = undefined;
       unsubscribe();
       hub.closeAll();
+      traders?.close();
       await app?.close();
       exchange.close();
       app = undefined;
@@ -148,6 +163,8 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
         ws_user_auth_failures: u.authFailures,
         ...faultMetrics(exchange),
         rtds_clients: r.clients,
+        trader_orders: traders?.stats.orders ?? 0,
+        trader_fills: traders?.stats.fills ?? 0,
         rtds_frames_sent: r.framesSent,
       };
     },

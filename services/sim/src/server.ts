@@ -8,7 +8,9 @@ import type { SimConfig } from './index.js';
 import { registerFaults } from './faults.js';
 import { registerAuthRoutes } from './routes/auth.js';
 import { registerHeartbeatRoutes } from './routes/heartbeats.js';
+import { registerDataApi } from './routes/data-api.js';
 import { registerRtds } from './routes/rtds.js';
+import type { Traders } from './traders.js';
 import { registerUserWs } from './routes/user-ws.js';
 import { registerGammaRoutes } from './routes/gamma.js';
 import { registerPublicRoutes } from './routes/public.js';
@@ -28,6 +30,8 @@ export interface ServerDeps {
   /** An account's heartbeats stopped: cancel its open orders (the venue's dead-man switch). */
   onHeartbeatExpired?: (address: string) => void;
   dataDir: string;
+  /** Simulated trader wallets, listed by the Data API's `/traders`. */
+  traders?: Traders;
 }
 
 /** The simulator's HTTP surface: Gamma (`/markets`), public CLOB, `POST /order`, and `/ws/market`. */
@@ -63,6 +67,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   registerHeartbeatRoutes(app, deps);
   registerUserWs(app, deps);
   registerRtds(app, deps);
+  registerDataApi(app, deps);
 
   // ---------------------------------------------------------------- market WebSocket
 

@@ -146,6 +146,7 @@ async function startService(seed: number): Promise<{ service: SimService; base: 
       POLYBOT_SIM_SEED: String(seed),
       POLYBOT_SIM_MARKETS: '4',
       POLYBOT_SIM_EVENT_RATE: '0',
+      POLYBOT_SIM_TRADERS: '0',
       POLYBOT_SIM_REQUIRE_AUTH: 'true',
       POLYBOT_SIM_MINE_MS: '1000',
       POLYBOT_SIM_CONFIRM_MS: '2000',

@@ -14,7 +14,7 @@ const SECRET = 'test-admin-secret';
 async function startFaultSim(env: Record<string, string>, secret?: string): Promise<RunningSim> {
   const tmp = tempDataDir('pbflt');
   const loaded = loadConfig(SimConfig, {
-    env: { POLYBOT_DATA_DIR: tmp.dir, POLYBOT_SIM_PORT: '0', POLYBOT_LOG_LEVEL: 'silent', POLYBOT_SIM_REQUIRE_AUTH: 'false', ...env, ...(secret ? { POLYBOT_SIM_ADMIN_SECRET: secret } : {}) },
+    env: { POLYBOT_DATA_DIR: tmp.dir, POLYBOT_SIM_PORT: '0', POLYBOT_LOG_LEVEL: 'silent', POLYBOT_SIM_REQUIRE_AUTH: 'false', POLYBOT_SIM_TRADERS: '0', ...env, ...(secret ? { POLYBOT_SIM_ADMIN_SECRET: secret } : {}) },
     envFile: false,
   });
   const config = (secret ? { ...loaded, POLYBOT_SIM_ADMIN_SECRET: secret } : loaded) as SimConfig;

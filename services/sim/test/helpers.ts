@@ -16,8 +16,8 @@ export async function startSim(env: Record<string, string> = {}): Promise<Runnin
   const tmp = tempDataDir('pbsim');
   const config = loadConfig(SimConfig, {
     // Most tests drive the engine with unsigned orders named by POLY_ADDRESS and count exactly the
-    // generated markets; auth, rounds and neg-risk tests opt back in.
-    env: { POLYBOT_DATA_DIR: tmp.dir, POLYBOT_SIM_PORT: '0', POLYBOT_LOG_LEVEL: 'silent', POLYBOT_SIM_REQUIRE_AUTH: 'false', POLYBOT_SIM_NEG_RISK: 'false', POLYBOT_SIM_ROUND_ASSETS: 'none', ...env },
+    // generated markets with only their own orders; auth, rounds, neg-risk and trader tests opt back in.
+    env: { POLYBOT_DATA_DIR: tmp.dir, POLYBOT_SIM_PORT: '0', POLYBOT_LOG_LEVEL: 'silent', POLYBOT_SIM_REQUIRE_AUTH: 'false', POLYBOT_SIM_NEG_RISK: 'false', POLYBOT_SIM_ROUND_ASSETS: 'none', POLYBOT_SIM_TRADERS: '0', ...env },
     envFile: false,
   });
   let service: SimService | undefined;
