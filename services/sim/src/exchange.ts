@@ -25,7 +25,14 @@ import {
   upFair,
   type RoundsOptions,
 } from './rounds.js';
-import { REF_ASSETS, ReferencePrices, sigmaPerSecond, type PriceListener, type RefAsset } from './rtds.js';
+import {
+  REF_ASSETS,
+  ReferencePrices,
+  sigmaPerSecond,
+  type PriceListener,
+  type RefAsset,
+  type ReferencePricesSnapshot,
+} from './rtds.js';
 
 /** `event_message` of the custom-feature market events: the parent event. */
 export interface WsEventMessage {
@@ -329,6 +336,168 @@ function divRoundHalfUp(n: bigint, d: bigint): bigint {
   return (n * 2n + d) / (2n * d);
 }
 
+// ------------------------------------------------------------------ snapshots
+
+/** Version of the snapshot format (`ExchangeSnapshot.v`). */
+export const SNAPSHOT_VERSION = 1;
+
+/**
+ * A resting order in book order (FIFO within a level): `[id, side, price, remaining, original,
+ * createdAt]` for the simulated makers, plus `owner, locked` for user orders. Amounts are micro units
+ * as decimal strings.
+ */
+export type BookEntrySnapshot =
+  | [string, 'B' | 'S', string, string, string, number]
+  | [string, 'B' | 'S', string, string, string, number, string, string];
+
+export interface MarketSnapshot {
+  gammaId: string;
+  phase: MarketPhase;
+  fair: number;
+  volume: string;
+  tickSize: string;
+  winner?: 0 | 1;
+  closedAt?: number;
+  openedAt?: number;
+  /** Crypto up/down rounds only: what regenerates the market and its round state. */
+  round?: {
+    asset: string;
+    assetIndex: number;
+    startS: number;
+    endS: number;
+    listedMs: number;
+    index: number;
+    startPrice?: number;
+    endPrice?: number;
+  };
+  /** YES then NO. */
+  tokens: Array<{ lastTradePrice: string; book: BookEntrySnapshot[] }>;
+}
+
+export interface AccountSnapshot {
+  address: string;
+  collateral: string;
+  lockedCollateral: string;
+  positions: Array<[string, string]>;
+  lockedPositions: Array<[string, string]>;
+}
+
+export interface UserOrderSnapshot {
+  id: string;
+  owner: string;
+  address: string;
+  parties: string[];
+  tokenId: string;
+  side: Side;
+  price: string;
+  original: string;
+  matched: string;
+  status: string;
+  trades: string[];
+  orderType: 'GTC' | 'GTD' | 'FOK' | 'FAK';
+  expiration: string;
+  createdAt: number;
+}
+
+export interface TradeSnapshot {
+  id: string;
+  n: number;
+  tokenId: string;
+  side: Side;
+  price: string;
+  size: string;
+  notional: string;
+  fee: string;
+  feeRateBps: string;
+  taker: { orderId: string; owner: string; address: string };
+  makers: Array<{ orderId: string; owner: string; address: string; size: string; price: string; side: Side }>;
+  status: TradeStatus;
+  matchAt: number;
+  lastUpdate: number;
+  mineAt: number;
+  doneAt: number;
+  txHash?: string;
+  errMsg: string;
+  doomed: boolean;
+  /** `[address, tokenId, collateral, shares]`. */
+  moves: Array<[string, string, string, string]>;
+}
+
+/**
+ * Everything a restarted exchange needs to continue as if it never stopped (JSON-safe: bigints are
+ * decimal strings). Pending trades keep their remaining MATCHED/MINED delays across the downtime;
+ * GTD expirations, rounds and reference prices follow the wall clock.
+ */
+export interface ExchangeSnapshot {
+  v: 1;
+  /** Configuration the snapshot belongs to (a different one starts fresh). */
+  seed: number;
+  markets: number;
+  negRisk: boolean;
+  rounds: { assets: string[]; seconds: number } | null;
+  /** Exchange clock at the snapshot, unix ms. */
+  savedAt: number;
+  seq: number;
+  stats: { ordersAccepted: number; ordersRejected: number; trades: number; makerEvents: number };
+  rng: number[];
+  failRng: number[];
+  prices: ReferencePricesSnapshot;
+  /** Every known market, in listing order. */
+  states: MarketSnapshot[];
+  /** Forgotten (pruned) rounds that orders or trades still refer to. */
+  orphans: MarketSnapshot[];
+  /** Gamma ids of the open markets, in the makers' rotation order. */
+  live: string[];
+  groups: Array<{ members: string[]; weights: number[] }>;
+  roundsState: { boundary: number; byAsset: Record<string, Array<[number, string]>> } | null;
+  accounts: AccountSnapshot[];
+  orders: UserOrderSnapshot[];
+  trades: TradeSnapshot[];
+  /** Ids of the trades not yet CONFIRMED/FAILED, in lifecycle order. */
+  pending: string[];
+  gtd: string[];
+  seenOrders: string[];
+  redemptions: Redemption[];
+}
+
+/** The snapshot was made with another seed, market count, neg-risk or rounds setting. */
+export class SnapshotMismatchError extends Error {
+  override name = 'SnapshotMismatchError';
+}
+
+const DEC = /^-?\d{1,80}$/;
+/** A bigint from a snapshot's decimal string (throws on anything else). */
+function big(x: unknown, what: string): bigint {
+  if (typeof x !== 'string' || !DEC.test(x)) throw new TypeError(`snapshot: ${what} is not a decimal integer string`);
+  return BigInt(x);
+}
+function num(x: unknown, what: string): number {
+  if (typeof x !== 'number' || !Number.isFinite(x)) throw new TypeError(`snapshot: ${what} is not a number`);
+  return x;
+}
+function arr<T>(x: T[] | undefined | null, what: string): T[] {
+  if (!Array.isArray(x)) throw new TypeError(`snapshot: ${what} is not an array`);
+  return x;
+}
+
+/** The rounds configuration as snapshots record it: assets in REF_ASSETS order, window length. */
+function roundsConfigOf(opts: ExchangeOptions): ExchangeSnapshot['rounds'] {
+  const o = opts.rounds;
+  if (!o) return null;
+  const wanted = (o.assets ?? REF_ASSETS.map((a) => a.asset)).map((x) => x.toUpperCase());
+  return { assets: REF_ASSETS.map((a) => a.asset).filter((a) => wanted.includes(a)), seconds: o.roundSeconds ?? DEFAULT_ROUND_SECONDS };
+}
+
+/** Round parameters of a round market, from its ids and dates (works for forgotten rounds too). */
+function roundParams(m: SimMarket): { assetIndex: number; startS: number; endS: number; listedMs: number } {
+  return {
+    assetIndex: (Number(m.gammaId) - 20_000_000) % 8,
+    startS: Math.floor(Date.parse(m.eventStartTime ?? m.startDate) / 1000),
+    endS: Math.floor(Date.parse(m.endDate) / 1000),
+    listedMs: Date.parse(m.startDate),
+  };
+}
+
 /**
  * The simulated venue: one exact order book per outcome token, per-owner accounts, and simulated
  * makers that keep every book quoted around a hidden fair value. Deterministic from the seed:
@@ -373,7 +542,15 @@ export class Exchange {
   private seq = 0;
   readonly stats = { ordersAccepted: 0, ordersRejected: 0, trades: 0, makerEvents: 0 };
 
-  constructor(private readonly opts: ExchangeOptions) {
+  /**
+   * A fresh exchange from the seed, or — with `snapshot` (from `toSnapshot`, possibly of an earlier
+   * process) — the exchange exactly as it was then: throws `SnapshotMismatchError` when the snapshot
+   * belongs to another configuration, and another error when it is malformed.
+   */
+  constructor(
+    private readonly opts: ExchangeOptions,
+    snapshot?: ExchangeSnapshot,
+  ) {
     this.now = opts.now ?? Date.now;
     this.rng = new Rng(opts.seed);
     this.failRng = new Rng((opts.seed ^ 0xfa11ed) >>> 0);
@@ -385,6 +562,10 @@ export class Exchange {
     this.markets = [];
     this.states = [];
     this.prices = new ReferencePrices(opts.seed, this.now());
+    if (snapshot) {
+      this.restoreSnapshot(snapshot);
+      return;
+    }
     for (const m of generateMarkets(opts.seed, opts.markets)) this.addMarket(m, 'open');
     if (opts.negRisk) {
       const members = generateNegRiskEvent(opts.seed, this.markets.length).map((m) => this.addMarket(m, 'open'));
@@ -398,8 +579,20 @@ export class Exchange {
     if (opts.rounds) this.initRounds(opts.rounds);
   }
 
+  /** Restores an exchange saved by `toSnapshot` (see the constructor). */
+  static fromSnapshot(opts: ExchangeOptions, snapshot: ExchangeSnapshot): Exchange {
+    return new Exchange(opts, snapshot);
+  }
+
   /** Registers a market (books empty); open markets join the makers' rotation. */
   private addMarket(market: SimMarket, phase: MarketPhase): MarketState {
+    const st = this.makeState(market, phase);
+    this.register(st);
+    return st;
+  }
+
+  /** A market's state with empty books, not yet known to the exchange. */
+  private makeState(market: SimMarket, phase: MarketPhase): MarketState {
     const mk = (i: 0 | 1): TokenState => ({
       tokenId: market.tokenIds[i],
       market,
@@ -407,14 +600,17 @@ export class Exchange {
       book: new OrderBook(market.tokenIds[i]),
       lastTradePrice: 0n,
     });
-    const st: MarketState = { market, fair: market.anchor, tokens: [mk(0), mk(1)], volume: 0n, phase };
+    return { market, fair: market.anchor, tokens: [mk(0), mk(1)], volume: 0n, phase };
+  }
+
+  private register(st: MarketState): void {
+    const { market, phase } = st;
     for (const t of st.tokens) this.tokens.set(t.tokenId, t);
     this.byGammaId.set(market.gammaId, st);
     this.byCondition.set(market.conditionId.toLowerCase(), st);
     this.markets.push(market);
     this.states.push(st);
     if (phase === 'open') this.live.push(st);
-    return st;
   }
 
   /** Every band level on both sides of both tokens gets one or two maker orders. */
@@ -1825,5 +2021,374 @@ export class Exchange {
       if (op.trades.length > 0) this.schedule();
     }
   }
-}
 
+  // ------------------------------------------------------------------ snapshots
+
+
+  /** Why `snapshot` cannot be restored with `opts` (another configuration), undefined when it can. */
+  static snapshotMismatch(opts: ExchangeOptions, snapshot: Pick<ExchangeSnapshot, 'v' | 'seed' | 'markets' | 'negRisk' | 'rounds'>): string | undefined {
+    if (snapshot.v !== SNAPSHOT_VERSION) return `snapshot format v${String(snapshot.v)}, expected v${SNAPSHOT_VERSION}`;
+    if (snapshot.seed !== opts.seed) return `snapshot seed ${snapshot.seed}, configured ${opts.seed}`;
+    if (snapshot.markets !== opts.markets) return `snapshot has ${snapshot.markets} markets, configured ${opts.markets}`;
+    if (snapshot.negRisk !== (opts.negRisk ?? false)) return `snapshot neg-risk event ${snapshot.negRisk ? 'on' : 'off'}, configured ${opts.negRisk ? 'on' : 'off'}`;
+    const want = roundsConfigOf(opts);
+    const have = snapshot.rounds;
+    if (JSON.stringify(want) !== JSON.stringify(have ?? null)) {
+      return `snapshot rounds ${have ? `${have.assets.join(',')}/${have.seconds}s` : 'none'}, configured ${want ? `${want.assets.join(',')}/${want.seconds}s` : 'none'}`;
+    }
+    return undefined;
+  }
+
+  /**
+   * Everything needed to continue later exactly from here (see `ExchangeSnapshot`): accounts,
+   * user orders, every resting order (makers included) in time priority, trades with their
+   * lifecycle, markets, rounds, reference prices, generator states and counters. JSON-safe.
+   */
+  toSnapshot(): ExchangeSnapshot {
+    const s = (x: bigint) => x.toString();
+    const marketSnap = (st: MarketState, withBooks: boolean): MarketSnapshot => {
+      const m = st.market;
+      const r = st.round;
+      const rp = r || m.event?.series ? roundParams(m) : undefined;
+      return {
+        gammaId: m.gammaId,
+        phase: st.phase,
+        fair: st.fair,
+        volume: s(st.volume),
+        tickSize: s(m.tickSize),
+        ...(st.winner !== undefined ? { winner: st.winner } : {}),
+        ...(st.closedAt !== undefined ? { closedAt: st.closedAt } : {}),
+        ...(st.openedAt !== undefined ? { openedAt: st.openedAt } : {}),
+        ...(rp
+          ? {
+              round: {
+                asset: (REF_ASSETS[r ? r.assetIndex : rp.assetIndex] as RefAsset).asset,
+                assetIndex: r ? r.assetIndex : rp.assetIndex,
+                startS: r ? r.startS : rp.startS,
+                endS: r ? r.endS : rp.endS,
+                listedMs: rp.listedMs,
+                index: m.index,
+                ...(r?.startPrice !== undefined ? { startPrice: r.startPrice } : {}),
+                ...(r?.endPrice !== undefined ? { endPrice: r.endPrice } : {}),
+              },
+            }
+          : {}),
+        tokens: st.tokens.map((t) => ({
+          lastTradePrice: s(t.lastTradePrice),
+          book: withBooks
+            ? (['BUY', 'SELL'] as const).flatMap((side) =>
+                t.book.ordersOn(side, () => true).map((o): BookEntrySnapshot => {
+                  const base = [o.id, o.side === 'BUY' ? 'B' : 'S', s(o.price), s(o.remaining), s(o.original), o.createdAt] as const;
+                  return o.maker ? [...base] : [...base, o.owner, s(o.locked)];
+                }),
+              )
+            : [],
+        })),
+      };
+    };
+    // Every trade: those of user parties plus any pending one, in match order.
+    const trades = new Map<string, TradeRec>();
+    for (const ts of this.tradesByParty.values()) for (const t of ts) trades.set(t.id, t);
+    for (const t of this.pending) trades.set(t.id, t);
+    const allTrades = [...trades.values()].sort((a, b) => a.n - b.n);
+    // Forgotten rounds still referenced by an order or a trade.
+    const orphans = new Map<string, MarketState>();
+    const orphan = (tok: TokenState) => {
+      if (this.tokens.get(tok.tokenId) === tok || orphans.has(tok.market.gammaId)) return;
+      const st = this.makeState(tok.market, 'resolved');
+      st.tokens[tok.outcome].lastTradePrice = tok.lastTradePrice;
+      orphans.set(tok.market.gammaId, st);
+    };
+    for (const uo of this.userOrders.values()) orphan(uo.tok);
+    for (const t of allTrades) orphan(t.tok);
+    const groups = [...new Set(this.states.map((st) => st.group).filter((g): g is NegRiskGroup => g !== undefined))];
+    const r = this.rounds;
+    const redemptions: Redemption[] = [];
+    for (const xs of this.redemptionsByAddress.values()) redemptions.push(...xs);
+    return {
+      v: SNAPSHOT_VERSION,
+      seed: this.opts.seed,
+      markets: this.opts.markets,
+      negRisk: this.opts.negRisk ?? false,
+      rounds: roundsConfigOf(this.opts),
+      savedAt: this.now(),
+      seq: this.seq,
+      stats: { ...this.stats },
+      rng: this.rng.getState(),
+      failRng: this.failRng.getState(),
+      prices: this.prices.toSnapshot(),
+      states: this.states.map((st) => marketSnap(st, true)),
+      orphans: [...orphans.values()].map((st) => marketSnap(st, false)),
+      live: this.live.map((st) => st.market.gammaId),
+      groups: groups.map((g) => ({ members: g.members.map((m) => m.market.gammaId), weights: [...g.weights] })),
+      roundsState: r
+        ? {
+            boundary: r.boundary,
+            byAsset: Object.fromEntries([...r.byAsset].map(([a, m]) => [a, [...m].map(([startS, st]) => [startS, st.market.gammaId] as [number, string])])),
+          }
+        : null,
+      accounts: [...this.accounts.values()].map((a) => ({
+        address: a.address,
+        collateral: s(a.collateral),
+        lockedCollateral: s(a.lockedCollateral),
+        positions: [...a.positions].map(([k, v]) => [k, s(v)] as [string, string]),
+        lockedPositions: [...a.lockedPositions].map(([k, v]) => [k, s(v)] as [string, string]),
+      })),
+      orders: [...this.userOrders.values()].map((o) => ({
+        id: o.id,
+        owner: o.owner,
+        address: o.address,
+        parties: [...o.parties],
+        tokenId: o.tok.tokenId,
+        side: o.side,
+        price: s(o.price),
+        original: s(o.original),
+        matched: s(o.matched),
+        status: o.status,
+        trades: [...o.trades],
+        orderType: o.orderType,
+        expiration: o.expiration,
+        createdAt: o.createdAt,
+      })),
+      trades: allTrades.map((t) => ({
+        id: t.id,
+        n: t.n,
+        tokenId: t.tok.tokenId,
+        side: t.side,
+        price: s(t.price),
+        size: s(t.size),
+        notional: s(t.notional),
+        fee: s(t.fee),
+        feeRateBps: t.feeRateBps,
+        taker: { orderId: t.taker.orderId, owner: t.taker.owner, address: t.taker.address },
+        makers: t.makers.map((m) => ({ orderId: m.orderId, owner: m.owner, address: m.address, size: s(m.size), price: s(m.price), side: m.side })),
+        status: t.status,
+        matchAt: t.matchAt,
+        lastUpdate: t.lastUpdate,
+        mineAt: t.mineAt,
+        doneAt: t.doneAt,
+        ...(t.txHash ? { txHash: t.txHash } : {}),
+        errMsg: t.errMsg,
+        doomed: t.doomed,
+        moves: t.moves.map((mv) => [mv.address, mv.tokenId, s(mv.collateral), s(mv.shares)] as [string, string, string, string]),
+      })),
+      pending: this.pending.map((t) => t.id),
+      gtd: [...this.gtd],
+      seenOrders: [...this.seenOrders],
+      redemptions,
+    };
+  }
+
+  /** Rebuilds every piece of state from a snapshot (constructor path; the exchange is still empty). */
+  private restoreSnapshot(snap: ExchangeSnapshot): void {
+    if (typeof snap !== 'object' || snap === null) throw new TypeError('snapshot: not an object');
+    const why = Exchange.snapshotMismatch(this.opts, snap);
+    if (why) throw new SnapshotMismatchError(why);
+    const seed = this.opts.seed;
+    const now = this.now();
+    this.rng.setState(arr(snap.rng, 'rng'));
+    this.failRng.setState(arr(snap.failRng, 'failRng'));
+    this.seq = num(snap.seq, 'seq');
+    for (const k of ['ordersAccepted', 'ordersRejected', 'trades', 'makerEvents'] as const) this.stats[k] = num(snap.stats?.[k], `stats.${k}`);
+    this.prices.restore(snap.prices);
+
+    // Markets: the generated ones come from the seed again, rounds are regenerated from their window.
+    const generated = new Map<string, SimMarket>();
+    for (const m of generateMarkets(seed, this.opts.markets)) generated.set(m.gammaId, m);
+    if (this.opts.negRisk) for (const m of generateNegRiskEvent(seed, this.opts.markets)) generated.set(m.gammaId, m);
+    const allTokens = new Map<string, TokenState>();
+    const build = (ms: MarketSnapshot): MarketState => {
+      let market: SimMarket;
+      const r = ms.round;
+      if (r) {
+        const asset = REF_ASSETS[num(r.assetIndex, 'round.assetIndex')];
+        if (!asset || asset.asset !== r.asset) throw new TypeError(`snapshot: unknown round asset ${String(r.asset)}`);
+        market = roundMarket({
+          seed,
+          asset,
+          assetIndex: r.assetIndex,
+          seconds: num(r.endS, 'round.endS') - num(r.startS, 'round.startS'),
+          startS: r.startS,
+          listedMs: num(r.listedMs, 'round.listedMs'),
+          index: num(r.index, 'round.index'),
+        });
+      } else {
+        const m = generated.get(ms.gammaId);
+        if (!m) throw new TypeError(`snapshot: unknown market ${String(ms.gammaId)}`);
+        generated.delete(ms.gammaId);
+        market = m;
+      }
+      if (market.gammaId !== ms.gammaId) throw new TypeError(`snapshot: round ${market.slug} regenerates as ${market.gammaId}, not ${ms.gammaId}`);
+      if (!['upcoming', 'open', 'resolved'].includes(ms.phase)) throw new TypeError(`snapshot: bad phase of ${ms.gammaId}`);
+      market.tickSize = big(ms.tickSize, 'tickSize');
+      const st = this.makeState(market, ms.phase);
+      st.fair = num(ms.fair, 'fair');
+      st.volume = big(ms.volume, 'volume');
+      if (ms.winner !== undefined) st.winner = ms.winner;
+      if (ms.closedAt !== undefined) st.closedAt = num(ms.closedAt, 'closedAt');
+      if (ms.openedAt !== undefined) st.openedAt = num(ms.openedAt, 'openedAt');
+      if (r) {
+        st.round = { asset: REF_ASSETS[r.assetIndex] as RefAsset, assetIndex: r.assetIndex, startS: r.startS, endS: r.endS };
+        if (r.startPrice !== undefined) st.round.startPrice = num(r.startPrice, 'startPrice');
+        if (r.endPrice !== undefined) st.round.endPrice = num(r.endPrice, 'endPrice');
+      }
+      const toks = arr(ms.tokens, 'tokens');
+      st.tokens.forEach((t, i) => {
+        t.lastTradePrice = big(toks[i]?.lastTradePrice, 'lastTradePrice');
+        allTokens.set(t.tokenId, t);
+      });
+      return st;
+    };
+    const registered: Array<[MarketSnapshot, MarketState]> = [];
+    for (const ms of arr(snap.states, 'states')) {
+      const st = build(ms);
+      this.register(st);
+      registered.push([ms, st]);
+    }
+    if (generated.size > 0) throw new TypeError(`snapshot: ${generated.size} generated markets missing`);
+    for (const ms of arr(snap.orphans, 'orphans')) build(ms);
+    this.live.length = 0;
+    for (const id of arr(snap.live, 'live')) {
+      const st = this.byGammaId.get(id);
+      if (!st || st.phase !== 'open') throw new TypeError(`snapshot: live market ${id} is not open`);
+      this.live.push(st);
+    }
+    for (const g of arr(snap.groups, 'groups')) {
+      const members = arr(g.members, 'group.members').map((id) => this.byGammaId.get(id) as MarketState);
+      if (members.some((m) => !m)) throw new TypeError('snapshot: unknown neg-risk member');
+      const group: NegRiskGroup = { members, weights: arr(g.weights, 'group.weights').map((w) => num(w, 'weight')) };
+      for (const m of members) m.group = group;
+    }
+    const ro = this.opts.rounds;
+    if (ro && snap.roundsState) {
+      const cfg = roundsConfigOf(this.opts) as NonNullable<ExchangeSnapshot['rounds']>;
+      const byAsset = new Map<string, Map<number, MarketState>>();
+      for (const a of cfg.assets) {
+        const m = new Map<number, MarketState>();
+        for (const [startS, id] of snap.roundsState.byAsset[a] ?? []) {
+          const st = this.byGammaId.get(id);
+          if (!st?.round) throw new TypeError(`snapshot: round ${id} unknown`);
+          m.set(startS, st);
+        }
+        byAsset.set(a, m);
+      }
+      this.rounds = {
+        assets: REF_ASSETS.map((asset, index) => ({ asset, index })).filter((a) => cfg.assets.includes(a.asset.asset)),
+        seconds: cfg.seconds,
+        ahead: Math.max(0, ro.ahead ?? DEFAULT_AHEAD),
+        keepClosed: Math.max(0, ro.keepClosed ?? DEFAULT_KEEP_CLOSED),
+        boundary: num(snap.roundsState.boundary, 'boundary'),
+        byAsset,
+      };
+    } else if (ro) {
+      throw new TypeError('snapshot: rounds state missing');
+    }
+
+    // Accounts, then user orders, then the books (resting orders refer to both by id).
+    for (const a of arr(snap.accounts, 'accounts')) {
+      const key = String(a.address).toLowerCase();
+      this.accounts.set(key, {
+        address: key,
+        collateral: big(a.collateral, 'collateral'),
+        lockedCollateral: big(a.lockedCollateral, 'lockedCollateral'),
+        positions: new Map(arr(a.positions, 'positions').map(([k, v]) => [k, big(v, 'position')])),
+        lockedPositions: new Map(arr(a.lockedPositions, 'lockedPositions').map(([k, v]) => [k, big(v, 'lockedPosition')])),
+      });
+    }
+    for (const o of arr(snap.orders, 'orders')) {
+      const tok = allTokens.get(o.tokenId);
+      if (!tok) throw new TypeError(`snapshot: order ${o.id} on unknown token`);
+      const uo: UserOrder = {
+        id: o.id,
+        owner: o.owner,
+        address: o.address,
+        parties: [...arr(o.parties, 'parties')],
+        tok,
+        side: o.side,
+        price: big(o.price, 'price'),
+        original: big(o.original, 'original'),
+        matched: big(o.matched, 'matched'),
+        status: o.status,
+        trades: [...arr(o.trades, 'order.trades')],
+        orderType: o.orderType,
+        expiration: o.expiration,
+        createdAt: num(o.createdAt, 'createdAt'),
+      };
+      this.userOrders.set(uo.id, uo);
+      for (const p of uo.parties) push(this.ordersByParty, p, uo);
+    }
+    for (const [ms, st] of registered) {
+      st.tokens.forEach((tok, i) => {
+        for (const e of arr(ms.tokens[i]?.book, 'book')) {
+          const [id, side, price, remaining, original, createdAt, owner, locked] = e;
+          const maker = owner === undefined;
+          if (!maker && !this.userOrders.has(id)) throw new TypeError(`snapshot: resting order ${id} has no user order`);
+          tok.book.add({
+            id,
+            owner: maker ? MAKER_OWNER : owner,
+            tokenId: tok.tokenId,
+            side: side === 'B' ? 'BUY' : 'SELL',
+            price: big(price, 'book price'),
+            remaining: big(remaining, 'book remaining'),
+            original: big(original, 'book original'),
+            maker,
+            locked: maker ? 0n : big(locked, 'book locked'),
+            createdAt: num(createdAt, 'book createdAt'),
+          });
+        }
+      });
+    }
+
+    // Trades; the pending ones keep their remaining delays across the downtime.
+    const shift = now - num(snap.savedAt, 'savedAt');
+    const pendingIds = new Set(arr(snap.pending, 'pending'));
+    const byId = new Map<string, TradeRec>();
+    for (const x of arr(snap.trades, 'trades')) {
+      const tok = allTokens.get(x.tokenId);
+      if (!tok) throw new TypeError(`snapshot: trade ${x.id} on unknown token`);
+      const pending = pendingIds.has(x.id);
+      const t: TradeRec = {
+        id: x.id,
+        n: num(x.n, 'trade.n'),
+        tok,
+        side: x.side,
+        price: big(x.price, 'trade.price'),
+        size: big(x.size, 'trade.size'),
+        notional: big(x.notional, 'trade.notional'),
+        fee: big(x.fee, 'trade.fee'),
+        feeRateBps: x.feeRateBps,
+        taker: { ...x.taker, order: this.userOrders.get(x.taker.orderId) },
+        makers: arr(x.makers, 'trade.makers').map((m) => ({
+          orderId: m.orderId,
+          owner: m.owner,
+          address: m.address,
+          order: this.userOrders.get(m.orderId),
+          size: big(m.size, 'maker.size'),
+          price: big(m.price, 'maker.price'),
+          side: m.side,
+        })),
+        status: x.status,
+        matchAt: num(x.matchAt, 'matchAt'),
+        lastUpdate: num(x.lastUpdate, 'lastUpdate'),
+        mineAt: num(x.mineAt, 'mineAt') + (pending ? shift : 0),
+        doneAt: num(x.doneAt, 'doneAt') + (pending ? shift : 0),
+        ...(x.txHash ? { txHash: x.txHash } : {}),
+        errMsg: x.errMsg,
+        doomed: x.doomed === true,
+        moves: arr(x.moves, 'moves').map(([address, tokenId, c, sh]) => ({ address, tokenId, collateral: big(c, 'move'), shares: big(sh, 'move') })),
+      };
+      byId.set(t.id, t);
+      for (const p of this.partiesOf(t)) push(this.tradesByParty, p, t);
+    }
+    for (const id of pendingIds) {
+      const t = byId.get(id);
+      if (!t) throw new TypeError(`snapshot: pending trade ${id} unknown`);
+      this.pending.push(t);
+    }
+    for (const id of arr(snap.gtd, 'gtd')) if (this.userOrders.get(id)?.status === 'LIVE') this.gtd.add(id);
+    for (const id of arr(snap.seenOrders, 'seenOrders')) this.seenOrders.add(id);
+    for (const r of arr(snap.redemptions, 'redemptions')) push(this.redemptionsByAddress, r.address, { ...r });
+    this.schedule();
+    if (this.rounds) this.startSecondTimer();
+  }
+}

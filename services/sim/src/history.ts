@@ -10,6 +10,9 @@ const MIN_PER_TOKEN = 360;
 /** Total samples kept over all tokens, so 500 markets cannot grow memory without bound. */
 const TOTAL_BUDGET = 2_000_000;
 
+/** Per-token sample cap when `tokens` series exist. */
+const capFor = (tokens: number): number => Math.max(MIN_PER_TOKEN, Math.min(MAX_PER_TOKEN, Math.floor(TOTAL_BUDGET / Math.max(1, tokens))));
+
 /**
  * One token's mid over time: change points only (an unchanged mid adds nothing), at most one per
  * minute (a later change in the same minute replaces the earlier one), oldest dropped at `cap`.
@@ -79,7 +82,9 @@ export interface HistoryQuery {
 /**
  * Records each token's mid from the exchange's public events (`price_change` best bid/ask,
  * `book` snapshots) and the side of its last trade, for `/prices-history` and
- * `/last-trade-price`. Seeded with the current mids so every token has history from the start.
+ * `/last-trade-price`. Seeded with the current mids so every token has history from the start;
+ * tokens listed later (rounds) get a series when first seen (`new_market`, a book event or a
+ * query), and the series of tokens the exchange has forgotten are dropped.
  */
 export class PriceRecorder {
   private readonly series = new Map<string, Series>();
@@ -91,7 +96,7 @@ export class PriceRecorder {
     private readonly now: () => number = Date.now,
   ) {
     const tokens = exchange.markets.flatMap((m) => m.tokenIds);
-    const cap = Math.max(MIN_PER_TOKEN, Math.min(MAX_PER_TOKEN, Math.floor(TOTAL_BUDGET / Math.max(1, tokens.length))));
+    const cap = capFor(tokens.length);
     const t = Math.floor(this.now() / 1000);
     for (const id of tokens) {
       const s = new Series(cap);
@@ -100,6 +105,29 @@ export class PriceRecorder {
       if (book) s.push(t, Number(midMicros(topOfBook(book))));
     }
     this.unsubscribe = exchange.on((ev) => this.onEvent(ev));
+  }
+
+  /**
+   * The token's series, created on first sight when the exchange knows the token (seeded with its
+   * current mid unless its book is still empty and untraded); undefined for unknown tokens.
+   */
+  private seriesOf(tokenId: string, tS?: number): Series | undefined {
+    const have = this.series.get(tokenId);
+    if (have) return have;
+    const book = this.exchange.bookSummary(tokenId);
+    if (!book) return undefined;
+    const s = new Series(capFor(this.series.size + 1));
+    this.series.set(tokenId, s);
+    const top = topOfBook(book);
+    if (top.bid !== undefined || top.ask !== undefined || top.last > 0n) {
+      s.push(tS ?? Math.floor(this.now() / 1000), Number(midMicros(top)));
+    }
+    return s;
+  }
+
+  /** Drops the series of tokens the exchange no longer knows (forgotten rounds). */
+  private sweep(): void {
+    for (const id of this.series.keys()) if (!this.exchange.hasToken(id)) this.series.delete(id);
   }
 
   close(): void {
@@ -121,12 +149,16 @@ export class PriceRecorder {
             this.sampleBook(c.asset_id, tS);
           } else {
             const top = topOfBook({ bids: [{ price: c.best_bid, size: '0' }], asks: [{ price: c.best_ask, size: '0' }] });
-            this.series.get(c.asset_id)?.push(tS, Number(midMicros(top)));
+            this.seriesOf(c.asset_id, tS)?.push(tS, Number(midMicros(top)));
           }
         }
         break;
       case 'book':
-        this.series.get(ev.asset_id)?.push(tS, Number(midMicros(topOfBook(ev))));
+        this.seriesOf(ev.asset_id, tS)?.push(tS, Number(midMicros(topOfBook(ev))));
+        break;
+      case 'new_market':
+        this.sweep();
+        for (const id of ev.assets_ids) this.seriesOf(id, tS);
         break;
       case 'last_trade_price':
         if (ev.side) this.lastSide.set(ev.asset_id, ev.side);
@@ -136,7 +168,7 @@ export class PriceRecorder {
 
   private sampleBook(tokenId: string, tS: number): void {
     const book = this.exchange.bookSummary(tokenId);
-    if (book) this.series.get(tokenId)?.push(tS, Number(midMicros(topOfBook(book))));
+    if (book) this.seriesOf(tokenId, tS)?.push(tS, Number(midMicros(topOfBook(book))));
   }
 
   private eventSeconds(ts: string | undefined): number {
@@ -144,13 +176,14 @@ export class PriceRecorder {
     return Math.floor(ms / 1000);
   }
 
+  /** Whether the token has (or, being known to the exchange, now gets) a series. */
   has(tokenId: string): boolean {
-    return this.series.has(tokenId);
+    return this.seriesOf(tokenId) !== undefined;
   }
 
   /** Unix seconds of the token's oldest retained sample. */
   oldest(tokenId: string): number | undefined {
-    const s = this.series.get(tokenId);
+    const s = this.seriesOf(tokenId);
     return s && s.size > 0 ? s.timeAt(0) : undefined;
   }
 
@@ -161,7 +194,7 @@ export class PriceRecorder {
    * the future is clamped to now, so a fixed-window query is never empty.
    */
   history(tokenId: string, q: HistoryQuery): HistoryPoint[] {
-    const s = this.series.get(tokenId);
+    const s = this.seriesOf(tokenId);
     if (!s || s.size === 0) return [];
     const step = q.fidelityMin * 60;
     const start = Math.max(q.startS, s.timeAt(0));

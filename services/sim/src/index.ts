@@ -2,7 +2,8 @@ import { serviceConfig, type Service, type ServiceContext } from '@polybot/core'
 import { toMicros } from '@polybot/protocol';
 import type { FastifyInstance } from 'fastify';
 import Type, { type Static } from 'typebox';
-import { Exchange } from './exchange.js';
+import { Exchange, type ExchangeOptions } from './exchange.js';
+import { autosave, openExchange, type Autosave } from './persist.js';
 import { MarketHub } from './market-ws.js';
 import { buildServer } from './server.js';
 import { loadWallet } from '@polybot/polymarket';
@@ -33,6 +34,8 @@ export const SimConfig = serviceConfig({
   POLYBOT_SIM_NEG_RISK: Type.Boolean({ default: true, description: 'add the multi-outcome neg-risk event' }),
   POLYBOT_SIM_TRADERS: Type.Integer({ minimum: 0, maximum: 200, default: 20, description: 'simulated trader wallets (0 = none, else at least 2); the first is an arbitrageur' }),
   POLYBOT_SIM_TRADER_RATE: Type.Number({ minimum: 0, maximum: 1000, default: 4, description: 'simulated trader decisions per second, all wallets together' }),
+  POLYBOT_SIM_PERSIST: Type.Boolean({ default: true, description: 'keep books, orders, balances and trades in <data dir>/sim/state.json across restarts' }),
+  POLYBOT_SIM_SAVE_INTERVAL_S: Type.Number({ minimum: 0, maximum: 3600, default: 5, description: 'seconds between state saves (0 = only on stop)' }),
   POLYBOT_SIM_ADMIN_SECRET: Type.Optional(Type.String({ minLength: 16, description: 'enables /admin (faults, funding) for callers sending it as x-admin-secret' })),
 });
 export type SimConfig = Static<typeof SimConfig>;
@@ -51,7 +54,7 @@ const MAX_EVENTS_PER_TICK = 500;
 export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
   const cfg = ctx.config;
   const roundAssets = (cfg.POLYBOT_SIM_ROUND_ASSETS === 'none' ? '' : cfg.POLYBOT_SIM_ROUND_ASSETS).split(',').map((a) => a.trim().toUpperCase()).filter(Boolean);
-  const exchange = new Exchange({
+  const exchangeOptions: ExchangeOptions = {
     seed: cfg.POLYBOT_SIM_SEED,
     markets: cfg.POLYBOT_SIM_MARKETS,
     startBalance: toMicros(cfg.POLYBOT_SIM_START_BALANCE),
@@ -60,7 +63,11 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
     failRate: cfg.POLYBOT_SIM_FAIL_RATE,
     negRisk: cfg.POLYBOT_SIM_NEG_RISK,
     rounds: roundAssets.length > 0 ? { assets: roundAssets, roundSeconds: cfg.POLYBOT_SIM_ROUND_SECONDS, ahead: cfg.POLYBOT_SIM_ROUNDS_AHEAD } : false,
-  });
+  };
+  const { exchange, restored } = cfg.POLYBOT_SIM_PERSIST
+    ? openExchange(exchangeOptions, { dataDir: ctx.paths.root, log: ctx.log })
+    : { exchange: new Exchange(exchangeOptions), restored: false };
+  let saver: Autosave | undefined;
   const hub = new MarketHub(exchange, ctx.log.child({ component: 'ws-market' }), { maxAssetsPerConnection: cfg.POLYBOT_SIM_WS_MAX_ASSETS });
   const auth = createApiKeyStore({ dataDir: ctx.paths.root });
   const traders =
@@ -69,6 +76,8 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
           seed: cfg.POLYBOT_SIM_SEED,
           count: cfg.POLYBOT_SIM_TRADERS,
           rate: cfg.POLYBOT_SIM_TRADER_RATE,
+          // Restored wallets keep the balances they had; topping them up again would hand losers new money.
+          ...(restored ? { bankroll: 0n } : {}),
           onError: (err) => ctx.log.warn({ err }, 'simulated trader step failed'),
         })
       : undefined;
@@ -125,6 +134,9 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
       port = typeof addr === 'object' && addr ? addr.port : cfg.POLYBOT_SIM_PORT;
       startLoop();
       traders?.start();
+      if (cfg.POLYBOT_SIM_PERSIST) {
+        saver = autosave(exchange, { dataDir: ctx.paths.root, log: ctx.log, intervalMs: cfg.POLYBOT_SIM_SAVE_INTERVAL_S * 1000 });
+      }
       ctx.log.info(
         { host: cfg.POLYBOT_HOST, port, markets: exchange.markets.length, seed: cfg.POLYBOT_SIM_SEED, eventRate: cfg.POLYBOT_SIM_EVENT_RATE },
         'simulator listening',
@@ -137,6 +149,9 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
       hub.closeAll();
       traders?.close();
       await app?.close();
+      // Last save after intake has stopped, so nothing accepted is lost.
+      saver?.stop();
+      saver = undefined;
       exchange.close();
       app = undefined;
     },

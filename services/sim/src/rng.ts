@@ -24,6 +24,20 @@ export class Rng {
     for (let i = 0; i < 12; i++) this.u32();
   }
 
+  /** The generator's internal state (four uint32), for snapshots. */
+  getState(): [number, number, number, number] {
+    return [this.a >>> 0, this.b >>> 0, this.c >>> 0, this.d >>> 0];
+  }
+
+  /** Continues from a state `getState` returned: the same numbers follow as from the original. */
+  setState(state: readonly number[]): this {
+    if (state.length !== 4 || !state.every((x) => Number.isInteger(x) && x >= 0 && x <= 0xffffffff)) {
+      throw new RangeError('rng state must be four uint32 values');
+    }
+    [this.a, this.b, this.c, this.d] = state as [number, number, number, number];
+    return this;
+  }
+
   /** Next unsigned 32-bit integer. */
   u32(): number {
     const t = (((this.a + this.b) >>> 0) + this.d) >>> 0;

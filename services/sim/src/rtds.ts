@@ -61,6 +61,15 @@ export interface PricePoint {
 
 export type PriceListener = (p: PricePoint) => void;
 
+/** Serializable state of the reference-price walks (assets by ticker). */
+export interface ReferencePricesSnapshot {
+  rng: number[];
+  /** Unix seconds of the walk. */
+  second: number;
+  /** Per asset ticker: the raw (unrounded) price and the recent points `[second, binance, chainlink]`. */
+  assets: Record<string, { raw: number; history: Array<[number, number, number]> }>;
+}
+
 export class ReferencePrices {
   readonly assets: readonly RefAsset[];
   private readonly raw: number[];
@@ -125,6 +134,36 @@ export class ReferencePrices {
         if (this.sec > quietUntil) for (const l of this.listeners) l(p);
       }
     }
+  }
+
+  /** Everything needed to continue the walks exactly where they are. */
+  toSnapshot(): ReferencePricesSnapshot {
+    const assets: ReferencePricesSnapshot['assets'] = {};
+    this.assets.forEach((a, i) => {
+      assets[a.asset] = {
+        raw: this.raw[i] as number,
+        history: (this.history[i] as PricePoint[]).map((p) => [p.second, p.binance, p.chainlink]),
+      };
+    });
+    return { rng: this.rng.getState(), second: this.sec, assets };
+  }
+
+  /** Continues from a snapshot (listeners are kept); assets missing from it keep their current walk. */
+  restore(s: ReferencePricesSnapshot): void {
+    this.rng.setState(s.rng);
+    if (!Number.isInteger(s.second)) throw new RangeError('reference prices: bad second');
+    this.sec = s.second;
+    this.assets.forEach((a, i) => {
+      const x = s.assets[a.asset];
+      if (!x) {
+        this.history[i] = [this.point(a, i)];
+        return;
+      }
+      if (!(typeof x.raw === 'number' && x.raw > 0)) throw new RangeError(`reference prices: bad raw price of ${a.asset}`);
+      this.raw[i] = x.raw;
+      const h = x.history.map(([second, binance, chainlink]) => ({ asset: a, second, binance, chainlink }));
+      this.history[i] = h.length > 0 ? h.slice(-HISTORY_S) : [this.point(a, i)];
+    });
   }
 
   private point(a: RefAsset, i: number): PricePoint {

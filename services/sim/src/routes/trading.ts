@@ -1,4 +1,4 @@
-import { PostOrderBody } from '@polybot/polymarket';
+import { PostOrderBody, type OrderResponse } from '@polybot/polymarket';
 import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import Type from 'typebox';
 import Compile from 'typebox/compile';
@@ -14,6 +14,9 @@ const checkCancelMany = Compile(Type.Array(Type.String({ minLength: 1, maxLength
 const checkCancelMarket = Compile(
   Type.Object({ market: Type.Optional(Type.String({ maxLength: 200 })), asset_id: Type.Optional(Type.String({ maxLength: 200 })) }),
 );
+
+/** Orders one `POST /orders` may carry (the venue's limit is unconfirmed; beyond it → 400). */
+export const MAX_BATCH = 15;
 
 const ADDRESS_RE = /^0x[0-9a-fA-F]{40}$/;
 /** Offset cursors as the venue spells them: base64 of the decimal offset; "LTE=" (= "-1") ends a listing. */
@@ -74,25 +77,58 @@ export function registerTradingRoutes(app: FastifyInstance, deps: ServerDeps): v
     return c;
   };
 
+  /**
+   * Verifies and places one schema-valid order: with auth on, the venue's checks (EIP-712 signature,
+   * signer = API key, expiration) and the EIP-712 hash as order id. A failed check is
+   * `{ httpStatus, error }`, else the engine's OrderResponse.
+   */
+  const placeOne = (body: PostOrderBody, address: string | undefined): OrderResponse | { httpStatus: number; error: string } => {
+    if (settings.required) {
+      const negRisk = exchange.marketOfToken(body.order.tokenId)?.negRisk ?? false;
+      const v = verifyOrder(body, { negRisk, now: Date.now(), ...(address ? { callerAddress: address } : {}) });
+      if (!v.ok) {
+        deps.onInvalidOrder?.();
+        return { httpStatus: v.httpStatus, error: v.errorMsg };
+      }
+      return exchange.postOrder(body, { orderId: v.orderId, ...(address ? { address } : {}) });
+    }
+    return exchange.postOrder(body, address ? { address } : {});
+  };
+
   app.post('/order', { preHandler }, async (req, reply) => {
     const body: unknown = req.body;
     if (!checkOrder.Check(body)) {
       deps.onInvalidOrder?.();
       return schemaError(reply, 'order payload', checkOrder.Errors(body)[0]);
     }
-    const address = callerOf(req);
-    if (settings.required) {
-      // Real clients: the venue's checks (EIP-712 signature, signer = API key, expiration); the
-      // order id is then the EIP-712 hash.
-      const negRisk = exchange.markets.find((m) => m.tokenIds.includes(body.order.tokenId))?.negRisk ?? false;
-      const v = verifyOrder(body, { negRisk, now: Date.now(), ...(address ? { callerAddress: address } : {}) });
-      if (!v.ok) {
-        deps.onInvalidOrder?.();
-        return reply.code(v.httpStatus).send({ error: v.errorMsg });
-      }
-      return exchange.postOrder(body, { orderId: v.orderId, ...(address ? { address } : {}) });
+    const res = placeOne(body, callerOf(req));
+    if ('httpStatus' in res) return reply.code(res.httpStatus).send({ error: res.error });
+    return res;
+  });
+
+  // Batch: up to MAX_BATCH orders, each verified and placed on its own, in order; the answer has
+  // one OrderResponse per element. An element that fails the schema or the signature checks is
+  // answered `success:false` with the message `POST /order` would give, and the others go on.
+  app.post('/orders', { preHandler }, async (req, reply) => {
+    const body: unknown = req.body;
+    if (!Array.isArray(body)) {
+      deps.onInvalidOrder?.();
+      return reply.code(400).send({ error: 'Invalid order payload: expected a JSON array of orders' });
     }
-    return exchange.postOrder(body, address ? { address } : {});
+    if (body.length === 0) return reply.code(400).send({ error: 'Invalid order payload: no orders' });
+    if (body.length > MAX_BATCH) {
+      return reply.code(400).send({ error: `Invalid order payload: too many orders in one request (${body.length}), at most ${MAX_BATCH}` });
+    }
+    const address = callerOf(req);
+    return body.map((el: unknown): OrderResponse => {
+      if (!checkOrder.Check(el)) {
+        deps.onInvalidOrder?.();
+        const e = checkOrder.Errors(el)[0];
+        return { success: false, errorMsg: `Invalid order payload${e ? `: ${e.instancePath || '/'} ${e.message}` : ''}`, orderID: null };
+      }
+      const res = placeOne(el, address);
+      return 'httpStatus' in res ? { success: false, errorMsg: res.error, orderID: null } : res;
+    });
   });
 
   app.delete('/order', { preHandler }, async (req, reply) => {
