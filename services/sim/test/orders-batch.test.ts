@@ -66,8 +66,8 @@ describe('POST /orders (auth off)', () => {
     expect(res[4]!.tradeIDs!.length).toBeGreaterThan(0);
     expect(res[5]!.errorMsg).toMatch(/Duplicated/);
     expect(res[6]!.errorMsg).toBe('not enough balance / allowance');
-    const open = await (await fetch(`${sim.base}/data/orders`, { headers: { poly_address: ALICE } })).json();
-    expect(open.data.map((o: { id: string }) => o.id)).toEqual([res[0]!.orderID]);
+    const open = (await (await fetch(`${sim.base}/data/orders`, { headers: { poly_address: ALICE } })).json()) as { data: Array<{ id: string }> };
+    expect(open.data.map((o) => o.id)).toEqual([res[0]!.orderID]);
   });
 
   it('allows 15 orders and answers 400 beyond', async () => {

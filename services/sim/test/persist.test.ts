@@ -83,7 +83,8 @@ function observe(ex: Exchange) {
       const { hash: _h, timestamp: _t, ...b } = ex.bookSummary(t)!;
       return b;
     }),
-    gamma: ex.gammaMarkets().map(({ updatedAt: _u, ...g }) => g),
+    // updatedAt is wall-clock time, not state.
+    gamma: ex.gammaMarkets().map((g) => ({ ...g, updatedAt: undefined })),
     accounts: WHO.map((w) => ex.account(w)),
     open: WHO.map((w) => ex.openOrders(w)),
     trades: WHO.map((w) => ex.tradesOf(w)),
