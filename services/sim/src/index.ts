@@ -64,23 +64,30 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
     negRisk: cfg.POLYBOT_SIM_NEG_RISK,
     rounds: roundAssets.length > 0 ? { assets: roundAssets, roundSeconds: cfg.POLYBOT_SIM_ROUND_SECONDS, ahead: cfg.POLYBOT_SIM_ROUNDS_AHEAD } : false,
   };
-  const { exchange, restored } = cfg.POLYBOT_SIM_PERSIST
+  const { exchange, restored, extras } = cfg.POLYBOT_SIM_PERSIST
     ? openExchange(exchangeOptions, { dataDir: ctx.paths.root, log: ctx.log })
-    : { exchange: new Exchange(exchangeOptions), restored: false };
+    : { exchange: new Exchange(exchangeOptions), restored: false, extras: {} as Record<string, unknown> };
   let saver: Autosave | undefined;
   const hub = new MarketHub(exchange, ctx.log.child({ component: 'ws-market' }), { maxAssetsPerConnection: cfg.POLYBOT_SIM_WS_MAX_ASSETS });
   const auth = createApiKeyStore({ dataDir: ctx.paths.root });
-  const traders =
-    cfg.POLYBOT_SIM_TRADERS > 0
-      ? new Traders(exchange, {
-          seed: cfg.POLYBOT_SIM_SEED,
-          count: cfg.POLYBOT_SIM_TRADERS,
-          rate: cfg.POLYBOT_SIM_TRADER_RATE,
-          // Restored wallets keep the balances they had; topping them up again would hand losers new money.
-          ...(restored ? { bankroll: 0n } : {}),
-          onError: (err) => ctx.log.warn({ err }, 'simulated trader step failed'),
-        })
-      : undefined;
+  let traders: Traders | undefined;
+  if (cfg.POLYBOT_SIM_TRADERS > 0) {
+    const opened = Traders.open(
+      exchange,
+      {
+        seed: cfg.POLYBOT_SIM_SEED,
+        count: cfg.POLYBOT_SIM_TRADERS,
+        rate: cfg.POLYBOT_SIM_TRADER_RATE,
+        // Only used when starting fresh: restored wallets keep their balances (no top-up).
+        ...(restored ? { bankroll: 0n } : {}),
+        onError: (err) => ctx.log.warn({ err }, 'simulated trader step failed'),
+      },
+      restored ? extras.traders : undefined,
+    );
+    if (opened.reason) ctx.log.warn({ reason: opened.reason }, `saved simulated traders not restored (${opened.reason}): starting them fresh`);
+    else if (opened.restored) ctx.log.info({ fills: opened.traders.stats.fills }, 'simulated traders restored');
+    traders = opened.traders;
+  }
   const unsubscribe = exchange.on((ev) => hub.publish(ev));
   let app: FastifyInstance | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -135,7 +142,13 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
       startLoop();
       traders?.start();
       if (cfg.POLYBOT_SIM_PERSIST) {
-        saver = autosave(exchange, { dataDir: ctx.paths.root, log: ctx.log, intervalMs: cfg.POLYBOT_SIM_SAVE_INTERVAL_S * 1000 });
+        saver = autosave(exchange, {
+          dataDir: ctx.paths.root,
+          log: ctx.log,
+          intervalMs: cfg.POLYBOT_SIM_SAVE_INTERVAL_S * 1000,
+          // Taken in the same synchronous save as the exchange, so the two always match.
+          extras: () => (traders ? { traders: traders.toSnapshot() } : {}),
+        });
       }
       ctx.log.info(
         { host: cfg.POLYBOT_HOST, port, markets: exchange.markets.length, seed: cfg.POLYBOT_SIM_SEED, eventRate: cfg.POLYBOT_SIM_EVENT_RATE },
@@ -147,11 +160,13 @@ export function createSimService(ctx: ServiceContext<SimConfig>): SimService {
       timer = undefined;
       unsubscribe();
       hub.closeAll();
-      traders?.close();
+      traders?.stop();
       await app?.close();
-      // Last save after intake has stopped, so nothing accepted is lost.
+      // Last save after intake has stopped, so nothing accepted is lost; the traders still listen
+      // until then so their fills match the exchange snapshot.
       saver?.stop();
       saver = undefined;
+      traders?.close();
       exchange.close();
       app = undefined;
     },

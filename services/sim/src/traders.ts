@@ -86,6 +86,44 @@ export interface TradersOptions {
   now?: () => number;
   /** Called when a timer step throws (it never stops the loop). */
   onError?: (err: unknown) => void;
+  /**
+   * Continue from a `toSnapshot()` of an earlier process (taken together with the exchange's
+   * snapshot): same generator state, salts, fills, PnL baselines and stats; nobody is topped up
+   * (`bankroll` is ignored). Throws `TradersSnapshotError` when the snapshot belongs to another
+   * seed/count or is malformed — the exchange is not touched then.
+   */
+  restore?: TradersSnapshot;
+}
+
+export const TRADERS_SNAPSHOT_VERSION = 1;
+
+type TraderStats = { steps: number; orders: number; rejected: number; fills: number; mispricings: number; arbitrages: number; errors: number };
+const STAT_KEYS = ['steps', 'orders', 'rejected', 'fills', 'mispricings', 'arbitrages', 'errors'] as const satisfies ReadonlyArray<keyof TraderStats>;
+
+/** Everything `Traders` needs to continue exactly (JSON-safe: bigints as decimal strings). */
+export interface TradersSnapshot {
+  v: typeof TRADERS_SNAPSHOT_VERSION;
+  seed: number;
+  /** Number of wallets (after the at-least-2 rule). */
+  count: number;
+  /** The traders' generator state (four uint32). */
+  rng: [number, number, number, number];
+  /** Last order salt used. */
+  salt: number;
+  /** In creation order (the arbitrageur first). */
+  wallets: Array<{ address: string; /** Collateral at creation, micro units, decimal string. */ baseline: string; fills: TraderFill[] }>;
+  stats: TraderStats;
+}
+
+/** A traders snapshot that cannot be restored: `mismatch` = another seed/count/version, `malformed` = bad content. */
+export class TradersSnapshotError extends Error {
+  override name = 'TradersSnapshotError';
+  constructor(
+    readonly kind: 'mismatch' | 'malformed',
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** What one `step()` did. */
@@ -113,6 +151,38 @@ const floorTo = (v: bigint, step: bigint) => (v >= 0n ? (v / step) * step : -((-
 const ceilTo = (v: bigint, step: bigint) => -floorTo(-v, step);
 const minB = (a: bigint, b: bigint) => (a < b ? a : b);
 
+const DEC = /^-?\d{1,80}$/;
+const isStr = (x: unknown): x is string => typeof x === 'string';
+const isCount = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+
+/** Throws `TradersSnapshotError('malformed')` unless `s` (of the right seed/count) is well formed. */
+function validateSnapshot(s: TradersSnapshot, count: number): void {
+  const bad = (what: string): never => {
+    throw new TradersSnapshotError('malformed', `traders snapshot: ${what}`);
+  };
+  if (!Array.isArray(s.rng) || s.rng.length !== 4 || !s.rng.every((x) => Number.isInteger(x) && x >= 0 && x <= 0xffffffff)) bad('rng is not four uint32 values');
+  if (!isCount(s.salt)) bad('salt is not a non-negative integer');
+  if (typeof s.stats !== 'object' || s.stats === null) bad('stats missing');
+  for (const k of STAT_KEYS) if (!isCount(s.stats[k])) bad(`stats.${k} is not a non-negative integer`);
+  if (!Array.isArray(s.wallets) || s.wallets.length !== count) bad(`wallets is not a list of ${count}`);
+  s.wallets.forEach((w, i) => {
+    if (typeof w !== 'object' || w === null) bad(`wallets[${i}] is not an object`);
+    if (w.address !== traderAddress(s.seed, i)) bad(`wallets[${i}].address ${String(w.address)} is not trader ${i} of seed ${s.seed}`);
+    if (!isStr(w.baseline) || !DEC.test(w.baseline)) bad(`wallets[${i}].baseline is not a decimal integer string`);
+    if (!Array.isArray(w.fills)) bad(`wallets[${i}].fills is not a list`);
+    w.fills.forEach((f, j) => {
+      const ok =
+        typeof f === 'object' &&
+        f !== null &&
+        f.address === w.address &&
+        [f.tradeId, f.market, f.tokenId, f.price, f.size, f.status].every(isStr) &&
+        (f.side === 'BUY' || f.side === 'SELL') &&
+        Number.isFinite(f.at);
+      if (!ok) bad(`wallets[${i}].fills[${j}] is malformed`);
+    });
+  });
+}
+
 /** Deterministic wallet address of simulated trader `i` for a seed. */
 export function traderAddress(seed: number, i: number): string {
   return `0x${sha256(`polybot-sim-trader:${seed}:${i}`).slice(0, 40)}`;
@@ -129,7 +199,36 @@ export class Traders {
   private readonly unsubscribe: () => void;
   private timer: NodeJS.Timeout | undefined;
   private salt = 0;
-  readonly stats = { steps: 0, orders: 0, rejected: 0, fills: 0, mispricings: 0, arbitrages: 0, errors: 0 };
+  readonly stats: TraderStats = { steps: 0, orders: 0, rejected: 0, fills: 0, mispricings: 0, arbitrages: 0, errors: 0 };
+
+  /**
+   * Why `snapshot` (any parsed JSON) cannot be restored with `opts`, undefined when it can. Checks
+   * the version, seed and wallet count only; content errors surface from the constructor.
+   */
+  static snapshotMismatch(opts: Pick<TradersOptions, 'seed' | 'count'>, snapshot: unknown): string | undefined {
+    if (typeof snapshot !== 'object' || snapshot === null || Array.isArray(snapshot)) return 'traders snapshot is not a JSON object';
+    const s = snapshot as Partial<TradersSnapshot>;
+    if (s.v !== TRADERS_SNAPSHOT_VERSION) return `traders snapshot format v${String(s.v)}, expected v${TRADERS_SNAPSHOT_VERSION}`;
+    if (s.seed !== opts.seed) return `traders snapshot seed ${String(s.seed)}, configured ${opts.seed}`;
+    const count = Math.max(2, opts.count ?? 20);
+    if (s.count !== count) return `traders snapshot has ${String(s.count)} wallets, configured ${count}`;
+    return undefined;
+  }
+
+  /**
+   * Traders restored from `saved` (e.g. `openExchange(...).extras.traders`) when it is a usable
+   * snapshot for `opts`, else fresh ones (with `opts.bankroll`); `reason` says why it was not used
+   * (undefined when restored or when nothing was saved).
+   */
+  static open(exchange: Exchange, opts: Omit<TradersOptions, 'restore'>, saved: unknown): { traders: Traders; restored: boolean; reason?: string } {
+    if (saved === undefined) return { traders: new Traders(exchange, opts), restored: false };
+    try {
+      return { traders: new Traders(exchange, { ...opts, restore: saved as TradersSnapshot }), restored: true };
+    } catch (err) {
+      if (!(err instanceof TradersSnapshotError)) throw err;
+      return { traders: new Traders(exchange, opts), restored: false, reason: err.message };
+    }
+  }
 
   constructor(
     private readonly exchange: Exchange,
@@ -140,6 +239,12 @@ export class Traders {
     this.rate = opts.rate ?? 4;
     const count = Math.max(2, opts.count ?? 20);
     const bankroll = opts.bankroll ?? 1000n * ONE;
+    const snap = opts.restore;
+    if (snap) {
+      const why = Traders.snapshotMismatch(opts, snap);
+      if (why) throw new TradersSnapshotError('mismatch', why);
+      validateSnapshot(snap, count);
+    }
     this.wallets = [];
     for (let i = 0; i < count; i++) {
       const address = traderAddress(opts.seed, i);
@@ -148,8 +253,11 @@ export class Traders {
       const style: TraderStyle = i === 0 ? 'arbitrageur' : skill >= 0.7 ? 'informed' : skill <= 0.3 ? 'noise' : 'mixed';
       const name = `sim-${style}-${String(i).padStart(2, '0')}`;
       exchange.ensureAccount(address);
-      const available = exchange.availableBalance(address);
-      if (available < bankroll) exchange.fund(address, bankroll - available);
+      const saved = snap?.wallets[i];
+      if (!saved) {
+        const available = exchange.availableBalance(address);
+        if (available < bankroll) exchange.fund(address, bankroll - available);
+      }
       const acct = exchange.account(address);
       const w: Wallet = {
         address,
@@ -157,13 +265,46 @@ export class Traders {
         skill,
         style,
         owner: uuidFrom(sha256(`polybot-sim-trader-key:${address}`)),
-        baseline: acct ? toMicros(acct.collateral) : bankroll,
+        baseline: saved ? BigInt(saved.baseline) : acct ? toMicros(acct.collateral) : bankroll,
       };
       this.wallets.push(w);
       this.byAddress.set(address, w);
-      this.fillsByAddress.set(address, []);
+      const fills: TraderFill[] = [];
+      this.fillsByAddress.set(address, fills);
+      for (const f of saved?.fills ?? []) {
+        const fill: TraderFill = { ...f };
+        fills.push(fill);
+        const xs = this.fillById.get(fill.tradeId);
+        if (xs) xs.push(fill);
+        else this.fillById.set(fill.tradeId, [fill]);
+      }
+    }
+    if (snap) {
+      this.rng.setState(snap.rng);
+      this.salt = snap.salt;
+      for (const k of STAT_KEYS) this.stats[k] = snap.stats[k];
     }
     this.unsubscribe = exchange.onUser((ev) => this.record(ev));
+  }
+
+  /**
+   * The traders' state for a later `restore` (save it with the exchange's snapshot taken at the
+   * same moment). JSON-safe; the live timer's phase is not part of it.
+   */
+  toSnapshot(): TradersSnapshot {
+    return {
+      v: TRADERS_SNAPSHOT_VERSION,
+      seed: this.opts.seed,
+      count: this.wallets.length,
+      rng: this.rng.getState(),
+      salt: this.salt,
+      wallets: this.wallets.map((w) => ({
+        address: w.address,
+        baseline: w.baseline.toString(),
+        fills: (this.fillsByAddress.get(w.address) ?? []).map((f) => ({ ...f })),
+      })),
+      stats: { ...this.stats },
+    };
   }
 
   /** The simulated wallets, in creation order (the arbitrageur first). */
