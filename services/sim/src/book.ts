@@ -37,8 +37,26 @@ export interface LevelChange {
 
 export interface Fill {
   order: RestingOrder;
+  /** The resting order's own price (on the complementary token for a complement fill). */
   price: bigint;
   size: bigint;
+  /** The resting order sits on the complementary token (mint for BUYs, merge for SELLs). */
+  complement?: boolean;
+}
+
+/** One full set (YES + NO) is worth 1 pUSD, micro units. */
+const UNIT = 1_000_000n;
+
+/**
+ * The complementary token's book as a second source of liquidity for a taker: a BUY on A also meets
+ * BUY orders on B (a bid at q acts as an ask at 1 − q: mint), a SELL on A also meets SELL orders on B
+ * (an ask at q acts as a bid at 1 − q: merge). `eligible` filters the resting orders that may match
+ * (the simulated makers never match each other); `changes` receives B's level changes.
+ */
+export interface ComplementSource {
+  book: OrderBook;
+  eligible: (o: RestingOrder) => boolean;
+  changes: LevelChange[];
 }
 
 class BookSide {
@@ -125,49 +143,98 @@ export class OrderBook {
     return { order, change: { side: order.side, price: order.price, size: lvl.orders.length ? lvl.total : 0n, orderId: id } };
   }
 
+  /** Best price on `side` among the orders `eligible` accepts. */
+  bestWhere(side: Side, eligible: (o: RestingOrder) => boolean): bigint | undefined {
+    const s = this.sideOf(side);
+    for (const p of s.bestFirst()) if ((s.levels.get(p) as Level).orders.some(eligible)) return p;
+    return undefined;
+  }
+
   /** Whether a taker on `side` with `limit` crosses resting price `p`. */
   static crosses(side: Side, limit: bigint, p: bigint): boolean {
     return side === 'BUY' ? p <= limit : p >= limit;
   }
 
-  /** Shares available to a taker on `side` at prices no worse than `limit`. */
-  fillable(side: Side, limit: bigint, upTo: bigint): bigint {
+  /** The complement side a taker on `side` meets on the complementary book: bids for a BUY, asks for a SELL. */
+  private static compSide(book: OrderBook, side: Side): BookSide {
+    return side === 'BUY' ? book.bids : book.asks;
+  }
+
+  /**
+   * Shares available to a taker on `side` at prices no worse than `limit`, including the eligible
+   * orders of the complementary book (`comp`) whose effective price 1 − q crosses.
+   */
+  fillable(side: Side, limit: bigint, upTo: bigint, comp?: Pick<ComplementSource, 'book' | 'eligible'>): bigint {
     const opp = side === 'BUY' ? this.asks : this.bids;
     let sum = 0n;
     for (const p of opp.bestFirst()) {
       if (!OrderBook.crosses(side, limit, p) || sum >= upTo) break;
       sum += (opp.levels.get(p) as Level).total;
     }
+    if (comp) {
+      const cs = OrderBook.compSide(comp.book, side);
+      for (const q of cs.bestFirst()) {
+        if (!OrderBook.crosses(side, limit, UNIT - q) || sum >= upTo) break;
+        for (const o of (cs.levels.get(q) as Level).orders) if (comp.eligible(o)) sum += o.remaining;
+      }
+    }
     return sum < upTo ? sum : upTo;
   }
 
   /**
    * Takes up to `size` shares from the opposite side at prices no worse than `limit`, best price
-   * first and oldest order first within a level; fills are at the resting order's price.
+   * first and oldest order first within a level; fills are at the resting order's price. With `comp`,
+   * the complementary book's eligible orders compete by effective price (1 − their price); at an equal
+   * effective price the direct book goes first.
    */
-  take(side: Side, limit: bigint, size: bigint, changes: LevelChange[]): Fill[] {
+  take(side: Side, limit: bigint, size: bigint, changes: LevelChange[], comp?: ComplementSource): Fill[] {
     const opp = side === 'BUY' ? this.asks : this.bids;
+    const cs = comp ? OrderBook.compSide(comp.book, side) : undefined;
+    const dPrices = opp.bestFirst();
+    const cPrices = cs ? cs.bestFirst() : [];
+    let di = 0;
+    let ci = 0;
     const fills: Fill[] = [];
     let left = size;
-    for (const p of opp.bestFirst()) {
-      if (left <= 0n || !OrderBook.crosses(side, limit, p)) break;
-      const lvl = opp.levels.get(p) as Level;
+    while (left > 0n) {
+      const dp = di < dPrices.length && OrderBook.crosses(side, limit, dPrices[di] as bigint) ? (dPrices[di] as bigint) : undefined;
+      let cp: bigint | undefined;
+      while (comp && cs && ci < cPrices.length) {
+        const q = cPrices[ci] as bigint;
+        if (!OrderBook.crosses(side, limit, UNIT - q)) break;
+        if ((cs.levels.get(q) as Level).orders.some(comp.eligible)) {
+          cp = q;
+          break;
+        }
+        ci++;
+      }
+      if (dp === undefined && cp === undefined) break;
+      const direct = dp !== undefined && (cp === undefined || (side === 'BUY' ? dp <= UNIT - cp : dp >= UNIT - cp));
+      const bs = direct ? opp : (cs as BookSide);
+      const p = direct ? (dp as bigint) : (cp as bigint);
+      const lvl = bs.levels.get(p) as Level;
       let lastId = '';
-      while (left > 0n && lvl.orders.length > 0) {
-        const o = lvl.orders[0] as RestingOrder;
+      for (let k = 0; left > 0n && k < lvl.orders.length; ) {
+        const o = lvl.orders[k] as RestingOrder;
+        if (!direct && !(comp as ComplementSource).eligible(o)) {
+          k++;
+          continue;
+        }
         const q = o.remaining < left ? o.remaining : left;
         o.remaining -= q;
         lvl.total -= q;
         left -= q;
         lastId = o.id;
-        fills.push({ order: o, price: p, size: q });
+        fills.push(direct ? { order: o, price: p, size: q } : { order: o, price: p, size: q, complement: true });
         if (o.remaining === 0n) {
-          lvl.orders.shift();
-          this.orders.delete(o.id);
-        }
+          lvl.orders.splice(k, 1);
+          (direct ? this : (comp as ComplementSource).book).orders.delete(o.id);
+        } else k++;
       }
-      opp.dropIfEmpty(lvl);
-      changes.push({ side: opp.side, price: p, size: lvl.orders.length ? lvl.total : 0n, orderId: lastId });
+      bs.dropIfEmpty(lvl);
+      (direct ? changes : (comp as ComplementSource).changes).push({ side: bs.side, price: p, size: lvl.orders.length ? lvl.total : 0n, orderId: lastId });
+      if (direct) di++;
+      else ci++;
     }
     return fills;
   }

@@ -184,6 +184,20 @@ const SIM_MAKER_ADDRESS = `0x${createHash('sha256').update('polybot-sim-maker').
 const DEPTH = 5;
 /** Half the quoted spread around fair value, micro units. */
 const HALF_SPREAD = 3_000;
+/**
+ * Mispricings that correct themselves. Each maker event draws, from its own generator (seeded from
+ * the sim seed and saved in snapshots), whether it is a "news jump" (chance MISPRICE_CHANCE: ~5 a
+ * minute at the default 20 events/s). On a binary market the fair value of YES jumps by 0.03–0.06
+ * (on the neg-risk event one candidate's weight jumps by 0.15–0.25 and all are renormalised); the
+ * makers of the token whose value *fell* requote at once (their asks drop), but those of the token
+ * whose value *rose* lag for MISPRICE_LAG_MIN–MAX maker events, leaving their now cheap asks in the
+ * book: YES ask + NO ask < 1 (or the candidates' YES asks summing below 1). A lagging token gets no
+ * other maker action meanwhile; when its lag ends the normal requote pulls the stale quotes and
+ * closes the gap — unless a trader (the arbitrageur) takes it first. Rounds never lag.
+ */
+const MISPRICE_CHANCE = 0.004;
+const MISPRICE_LAG_MIN = 20;
+const MISPRICE_LAG_MAX = 60;
 
 interface TokenState {
   tokenId: string;
@@ -308,7 +322,8 @@ interface TradeRec {
   fee: bigint;
   feeRateBps: string;
   taker: TradeParty;
-  makers: Array<TradeParty & { size: bigint; price: bigint; side: Side }>;
+  /** `tokenId`: the maker order's token — the complementary one for a mint/merge fill. */
+  makers: Array<TradeParty & { size: bigint; price: bigint; side: Side; tokenId: string }>;
   status: TradeStatus;
   matchAt: number;
   lastUpdate: number;
@@ -319,6 +334,15 @@ interface TradeRec {
   doomed: boolean;
   moves: Move[];
 }
+
+/**
+ * Which resting orders on the complementary token a taker may meet (mint/merge): user orders only.
+ * The simulated makers quote both tokens of a market as mirror images of one inventory (their YES bid
+ * at q sits exactly where their NO ask at 1 − q does), so matching a taker against both would count
+ * their depth twice; and makers never trade with each other. User orders on the complement do match
+ * every taker, user or maker.
+ */
+const complementEligible = (o: RestingOrder): boolean => !o.maker;
 
 function push<T>(m: Map<string, T[]>, k: string, v: T): void {
   const xs = m.get(k);
@@ -410,7 +434,8 @@ export interface TradeSnapshot {
   fee: string;
   feeRateBps: string;
   taker: { orderId: string; owner: string; address: string };
-  makers: Array<{ orderId: string; owner: string; address: string; size: string; price: string; side: Side }>;
+  /** `tokenId` only for a maker order on the complementary token (mint/merge). */
+  makers: Array<{ orderId: string; owner: string; address: string; size: string; price: string; side: Side; tokenId?: string }>;
   status: TradeStatus;
   matchAt: number;
   lastUpdate: number;
@@ -441,6 +466,9 @@ export interface ExchangeSnapshot {
   stats: { ordersAccepted: number; ordersRejected: number; trades: number; makerEvents: number };
   rng: number[];
   failRng: number[];
+  /** Mispricing generator and lags (`[gammaId, lagging outcome, until maker event]`); absent in older files. */
+  misRng?: number[];
+  lags?: Array<[string, 0 | 1, number]>;
   prices: ReferencePricesSnapshot;
   /** Every known market, in listing order. */
   states: MarketSnapshot[];
@@ -540,6 +568,10 @@ export class Exchange {
   private timerAt = Infinity;
   private closed = false;
   private seq = 0;
+  /** Generator of the mispricing jumps (see MISPRICE_CHANCE). */
+  private readonly misRng: Rng;
+  /** Gamma id → the token whose maker quotes lag, and the maker event count at which the lag ends. */
+  private readonly lags = new Map<string, { outcome: 0 | 1; until: number }>();
   readonly stats = { ordersAccepted: 0, ordersRejected: 0, trades: 0, makerEvents: 0 };
 
   /**
@@ -554,6 +586,7 @@ export class Exchange {
     this.now = opts.now ?? Date.now;
     this.rng = new Rng(opts.seed);
     this.failRng = new Rng((opts.seed ^ 0xfa11ed) >>> 0);
+    this.misRng = new Rng((opts.seed ^ 0x5eedb1a5) >>> 0);
     this.mineMs = opts.mineMs ?? 1000;
     this.confirmMs = opts.confirmMs ?? 3000;
     this.failRate = 0;
@@ -946,7 +979,12 @@ export class Exchange {
     const acct = this.acct(address);
     const book = tok.book;
     const opposite = side === 'BUY' ? book.bestAsk() : book.bestBid();
-    const crosses = opposite !== undefined && OrderBook.crosses(side, price, opposite);
+    // The complement's best bid q (for a BUY) or best ask q (for a SELL) acts as an opposite price 1 − q.
+    const compBook = this.complementOf(tok).book;
+    const compBest = compBook.bestWhere(side, complementEligible);
+    const crosses =
+      (opposite !== undefined && OrderBook.crosses(side, price, opposite)) ||
+      (compBest !== undefined && OrderBook.crosses(side, price, ONE - compBest));
     if (side === 'BUY') {
       const notional = mulMicros(price, shares, 'up');
       // Taker fees are paid from collateral: reserve the worst case, p·(1−p) peaks at 0.5.
@@ -958,7 +996,7 @@ export class Exchange {
       if (held < shares) return this.reject(ERR_BALANCE);
     }
     if (body.postOnly && crosses) return this.reject('invalid post-only order: order crosses book');
-    const available = crosses ? book.fillable(side, price, shares) : 0n;
+    const available = crosses ? book.fillable(side, price, shares, { book: compBook, eligible: complementEligible }) : 0n;
     if (type === 'FOK' && available < shares) return this.reject(ERR_FOK, id);
     if (type === 'FAK' && available === 0n) return this.reject(ERR_FAK, id);
 
@@ -1020,14 +1058,18 @@ export class Exchange {
     op: Op | undefined,
   ): { filled: bigint; usdc: bigint; rested: boolean; tradeIds: string[] } {
     const levelChanges: LevelChange[] = [];
-    const fills = tok.book.take(o.side, o.price, o.shares, levelChanges);
+    const comp = this.complementOf(tok);
+    const compChanges: LevelChange[] = [];
+    const fills = tok.book.take(o.side, o.price, o.shares, levelChanges, { book: comp.book, eligible: complementEligible, changes: compChanges });
     let filled = 0n;
     let usdc = 0n;
     const tradeIds: string[] = [];
+    // Fills at one effective price (a complement order at q counts as 1 − q) make one trade.
+    const eff = (f: Fill) => (f.complement ? ONE - f.price : f.price);
     for (let i = 0; i < fills.length; ) {
-      const price = (fills[i] as Fill).price;
+      const price = eff(fills[i] as Fill);
       let j = i;
-      while (j < fills.length && (fills[j] as Fill).price === price) j++;
+      while (j < fills.length && eff(fills[j] as Fill) === price) j++;
       const t = this.trade(tok, o, fills.slice(i, j));
       i = j;
       filled += t.size;
@@ -1065,7 +1107,10 @@ export class Exchange {
       levelChanges.push(tok.book.add(order));
       rested = true;
     }
-    if (op) for (const c of levelChanges) this.record(op, tok, c);
+    if (op) {
+      for (const c of compChanges) this.record(op, comp, c);
+      for (const c of levelChanges) this.record(op, tok, c);
+    }
     return { filled, usdc, rested, tradeIds };
   }
 
@@ -1092,9 +1137,11 @@ export class Exchange {
         size: f.size,
         price: f.price,
         side: f.order.side,
+        tokenId: f.order.tokenId,
       });
     }
-    const price = (fills[0] as Fill).price;
+    const first = fills[0] as Fill;
+    const price = first.complement ? ONE - first.price : first.price;
     const fee = takerAddress === undefined ? 0n : this.feeFor(tok.market, size, price);
     if (fee > 0n && takerAddress !== undefined) this.move(moves, takerAddress, tok.tokenId, -fee, 0n);
     const now = this.now();
@@ -1140,9 +1187,22 @@ export class Exchange {
     return t;
   }
 
-  /** Moves collateral and shares for one fill (recorded in `moves`); returns the USDC that changed hands. */
+  /**
+   * Moves collateral and shares for one fill (recorded in `moves`); returns the taker's USDC.
+   *
+   * Direct fill: the taker pays (BUY) or receives (SELL) price × size, the resting order the opposite.
+   * Complement fill (the resting order on the other token of the market, at q):
+   * - mint (both BUY): the maker pays q × size for `size` shares of its token, the taker pays the rest
+   *   of the full sets, size − q × size (its effective price 1 − q ≤ its limit: any surplus over its
+   *   limit stays with the taker as price improvement), for `size` shares of its token. Collateral in
+   *   is exactly `size` (1 pUSD per set), backing the `size` new YES + NO pairs.
+   * - merge (both SELL): each gives up `size` shares of its token; the maker receives q × size, the
+   *   taker size − q × size. Collateral out is exactly `size`, the sets are burnt.
+   * Either way the exchange holds exactly 1 pUSD per outstanding YES + NO pair, never more or less.
+   */
   private settle(tok: TokenState, takerSide: Side, takerAddress: string | undefined, f: Fill, moves: Move[]): bigint {
-    const cost = mulMicros(f.price, f.size);
+    const makerCash = mulMicros(f.price, f.size);
+    const cost = f.complement ? f.size - makerCash : makerCash;
     if (takerAddress !== undefined) {
       this.move(moves, takerAddress, tok.tokenId, takerSide === 'BUY' ? -cost : cost, takerSide === 'BUY' ? f.size : -f.size);
     }
@@ -1154,12 +1214,17 @@ export class Exchange {
         a.lockedCollateral -= r.locked - newLock;
         r.locked = newLock;
       } else {
-        a.lockedPositions.set(tok.tokenId, (a.lockedPositions.get(tok.tokenId) ?? 0n) - f.size);
+        a.lockedPositions.set(r.tokenId, (a.lockedPositions.get(r.tokenId) ?? 0n) - f.size);
         r.locked -= f.size;
       }
-      this.move(moves, r.owner, tok.tokenId, r.side === 'BUY' ? -cost : cost, r.side === 'BUY' ? f.size : -f.size);
+      this.move(moves, r.owner, r.tokenId, r.side === 'BUY' ? -makerCash : makerCash, r.side === 'BUY' ? f.size : -f.size);
     }
     return cost;
+  }
+
+  /** The other token of a token's market (YES ↔ NO). */
+  private complementOf(tok: TokenState): TokenState {
+    return this.stateOf(tok).tokens[tok.outcome === 0 ? 1 : 0];
   }
 
   private move(moves: Move[], address: string, tokenId: string, collateral: bigint, shares: bigint): void {
@@ -1376,8 +1441,8 @@ export class Exchange {
         matched_amount: fromMicros(m.size),
         price: fromMicros(m.price),
         fee_rate_bps: '0',
-        asset_id: t.tok.tokenId,
-        outcome: t.tok.market.outcomes[t.tok.outcome],
+        asset_id: m.tokenId,
+        outcome: t.tok.market.outcomes[m.tokenId === t.tok.tokenId ? t.tok.outcome : 1 - t.tok.outcome] as string,
         side: m.side,
       })),
     };
@@ -1436,7 +1501,8 @@ export class Exchange {
       if (m.shares === 0n) continue;
       if (resolved) {
         // The shares were already redeemed: undo their payout instead.
-        if (t.tok.outcome === winner) a.collateral -= m.shares;
+        const outcome = m.tokenId === t.tok.tokenId ? t.tok.outcome : 1 - t.tok.outcome;
+        if (outcome === winner) a.collateral -= m.shares;
       } else {
         a.positions.set(m.tokenId, (a.positions.get(m.tokenId) ?? 0n) - m.shares);
       }
@@ -1610,6 +1676,7 @@ export class Exchange {
     const rng = this.rng;
     const st = rng.pick(this.live);
     const op: Op = { changes: new Map(), trades: [] };
+    this.endLags(op);
     if (rng.chance(0.35)) {
       if (st.group) this.moveGroup(st, st.group);
       else if (!st.round) {
@@ -1618,9 +1685,16 @@ export class Exchange {
         st.fair = Math.min(980_000, Math.max(20_000, f));
       }
     }
+    if (this.misRng.next() < MISPRICE_CHANCE) this.mispricingJump(st);
     if (st.group) for (const other of st.group.members) if (other !== st && other.phase === 'open') this.requote(other, op);
     this.requote(st, op);
     const tok = st.tokens[rng.int(0, 1)] as TokenState;
+    if (this.lags.get(st.market.gammaId)?.outcome === tok.outcome) {
+      // A lagging token's makers do nothing until the lag ends.
+      this.flush(op);
+      if (op.trades.length > 0) this.schedule();
+      return;
+    }
     const side: Side = rng.chance(0.5) ? 'BUY' : 'SELL';
     const q = this.quote(st, tok);
     const band = side === 'BUY' ? q.bids : q.asks;
@@ -1644,10 +1718,53 @@ export class Exchange {
     if (op.trades.length > 0) this.schedule();
   }
 
+  /**
+   * A news jump whose rising token's makers lag (see MISPRICE_CHANCE): binary markets and the
+   * neg-risk event only, one lag per market at a time.
+   */
+  private mispricingJump(st: MarketState): void {
+    if (st.round || st.phase !== 'open' || this.lags.has(st.market.gammaId)) return;
+    const r = this.misRng;
+    let outcome: 0 | 1;
+    if (st.group) {
+      const g = st.group;
+      const i = g.members.indexOf(st);
+      if (g.members.some((m) => this.lags.has(m.market.gammaId))) return;
+      g.weights[i] = Math.min(900_000, (g.weights[i] as number) + r.int(150_000, 250_000));
+      this.normalizeGroup(g);
+      outcome = 0;
+    } else {
+      const up = r.chance(0.5);
+      const f = Math.min(980_000, Math.max(20_000, st.fair + (up ? 1 : -1) * r.int(30_000, 60_000)));
+      if (Math.abs(f - st.fair) < 30_000) return;
+      st.fair = f;
+      outcome = up ? 0 : 1;
+    }
+    this.lags.set(st.market.gammaId, { outcome, until: this.stats.makerEvents + r.int(MISPRICE_LAG_MIN, MISPRICE_LAG_MAX) });
+  }
+
+  /** Ends the lags that are due: their makers requote, which closes the mispricing. */
+  private endLags(op: Op): void {
+    for (const [id, lag] of [...this.lags]) {
+      if (lag.until > this.stats.makerEvents) continue;
+      this.lags.delete(id);
+      const st = this.byGammaId.get(id);
+      if (st && st.phase === 'open') this.requote(st, op);
+    }
+  }
+
+  /** Whether a market has a mispricing lag under way (for tests and demos). */
+  mispricingLag(id: string): { outcome: 0 | 1; until: number } | undefined {
+    const lag = this.lags.get(id);
+    return lag ? { ...lag } : undefined;
+  }
+
   /** Pulls the maker quotes a fair-value move made stale and requotes those sides in the same event. */
   private requote(st: MarketState, op: Op): void {
     const tick = Number(st.market.tickSize);
+    const lag = this.lags.get(st.market.gammaId);
     for (const tok of st.tokens) {
+      if (lag?.outcome === tok.outcome) continue; // its makers lag (a mispricing)
       const q = this.quote(st, tok);
       const stale = (o: RestingOrder) => {
         const p = Number(o.price);
@@ -1742,6 +1859,7 @@ export class Exchange {
     if (next === m.tickSize) return;
     const old = m.tickSize;
     m.tickSize = next;
+    this.lags.delete(m.gammaId); // every maker quote is replaced below
     this.tickCheckDepth++;
     try {
       const ts = String(this.now());
@@ -2116,6 +2234,8 @@ export class Exchange {
       stats: { ...this.stats },
       rng: this.rng.getState(),
       failRng: this.failRng.getState(),
+      misRng: this.misRng.getState(),
+      lags: [...this.lags].map(([id, l]) => [id, l.outcome, l.until] as [string, 0 | 1, number]),
       prices: this.prices.toSnapshot(),
       states: this.states.map((st) => marketSnap(st, true)),
       orphans: [...orphans.values()].map((st) => marketSnap(st, false)),
@@ -2161,7 +2281,15 @@ export class Exchange {
         fee: s(t.fee),
         feeRateBps: t.feeRateBps,
         taker: { orderId: t.taker.orderId, owner: t.taker.owner, address: t.taker.address },
-        makers: t.makers.map((m) => ({ orderId: m.orderId, owner: m.owner, address: m.address, size: s(m.size), price: s(m.price), side: m.side })),
+        makers: t.makers.map((m) => ({
+          orderId: m.orderId,
+          owner: m.owner,
+          address: m.address,
+          size: s(m.size),
+          price: s(m.price),
+          side: m.side,
+          ...(m.tokenId !== t.tok.tokenId ? { tokenId: m.tokenId } : {}),
+        })),
         status: t.status,
         matchAt: t.matchAt,
         lastUpdate: t.lastUpdate,
@@ -2188,6 +2316,7 @@ export class Exchange {
     const now = this.now();
     this.rng.setState(arr(snap.rng, 'rng'));
     this.failRng.setState(arr(snap.failRng, 'failRng'));
+    if (snap.misRng !== undefined) this.misRng.setState(arr(snap.misRng, 'misRng'));
     this.seq = num(snap.seq, 'seq');
     for (const k of ['ordersAccepted', 'ordersRejected', 'trades', 'makerEvents'] as const) this.stats[k] = num(snap.stats?.[k], `stats.${k}`);
     this.prices.restore(snap.prices);
@@ -2366,6 +2495,7 @@ export class Exchange {
           size: big(m.size, 'maker.size'),
           price: big(m.price, 'maker.price'),
           side: m.side,
+          tokenId: m.tokenId === undefined ? tok.tokenId : String(m.tokenId),
         })),
         status: x.status,
         matchAt: num(x.matchAt, 'matchAt'),
@@ -2384,6 +2514,11 @@ export class Exchange {
       const t = byId.get(id);
       if (!t) throw new TypeError(`snapshot: pending trade ${id} unknown`);
       this.pending.push(t);
+    }
+    for (const [id, outcome, until] of snap.lags === undefined ? [] : arr(snap.lags, 'lags')) {
+      const st = this.byGammaId.get(id);
+      if (!st || st.phase !== 'open' || (outcome !== 0 && outcome !== 1)) throw new TypeError(`snapshot: bad mispricing lag ${String(id)}`);
+      this.lags.set(id, { outcome, until: num(until, 'lag.until') });
     }
     for (const id of arr(snap.gtd, 'gtd')) if (this.userOrders.get(id)?.status === 'LIVE') this.gtd.add(id);
     for (const id of arr(snap.seenOrders, 'seenOrders')) this.seenOrders.add(id);

@@ -31,6 +31,9 @@ async function startAt(dir: string, env: Record<string, string> = {}): Promise<R
       POLYBOT_SIM_ROUND_ASSETS: 'none',
       POLYBOT_SIM_MARKETS: '4',
       POLYBOT_SIM_EVENT_RATE: '0',
+      // A frozen world: simulated traders would move the books between the two looks (their own
+      // restart is covered by traders-persist.test.ts).
+      POLYBOT_SIM_TRADERS: '0',
       POLYBOT_SIM_START_BALANCE: '1000',
       ...env,
     },
