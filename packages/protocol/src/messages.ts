@@ -57,6 +57,19 @@ export const BookMessage = message('book', {
   venue_ts: Type.Number({ minimum: 0 }),
 });
 
+/**
+ * Whether a token's local book can be trusted, on `book.status.<token_id>`: false after a crossed
+ * update, a disconnect or a gap, until a fresh snapshot has been applied. Consumers must not act on
+ * an untrusted book.
+ */
+export const BookStatusMessage = message('book_status', {
+  token_id: TokenId,
+  market: MarketId,
+  trusted: Type.Boolean(),
+  reason: Type.String({ maxLength: 64 }),
+  venue_ts: Type.Number({ minimum: 0 }),
+});
+
 /** A trade printed by the venue on `trade.<token_id>`. */
 export const TradeMessage = message('trade', {
   token_id: TokenId,
@@ -193,6 +206,7 @@ export type Envelope = { v: number; src: string; seq: number; ts: number };
 export type PriceMessage = Static<typeof PriceMessage>;
 export type BookMessage = Static<typeof BookMessage>;
 export type TradeMessage = Static<typeof TradeMessage>;
+export type BookStatusMessage = Static<typeof BookStatusMessage>;
 export type SignalMessage = Static<typeof SignalMessage>;
 export type OrderEvent = Static<typeof OrderEvent>;
 export type FillEvent = Static<typeof FillEvent>;
@@ -212,6 +226,7 @@ export type BusMessage =
   | PriceMessage
   | BookMessage
   | TradeMessage
+  | BookStatusMessage
   | SignalMessage
   | EventMessage
   | StatusMessage
@@ -226,6 +241,7 @@ export const SCHEMAS = {
   price: PriceMessage,
   book: BookMessage,
   trade: TradeMessage,
+  book_status: BookStatusMessage,
   signal: SignalMessage,
   event: EventMessage,
   status: StatusMessage,

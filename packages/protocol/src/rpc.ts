@@ -25,6 +25,32 @@ export const RpcMethods = {
       ),
     }),
   },
+  /**
+   * The scanner's local books, for late joiners (the zguide's Clone pattern): subscribe to `book.`
+   * first, then ask; apply only updates whose `seq` from the scanner is above the snapshot's `seq`.
+   */
+  'books.snapshot': {
+    params: Type.Object({
+      token_ids: Type.Optional(Type.Array(TokenId, { maxItems: 1000 })),
+      depth: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    }),
+    result: Type.Object({
+      /** The scanner's publisher sequence number when the snapshot was taken. */
+      seq: Type.Integer({ minimum: 0 }),
+      books: Type.Array(
+        Type.Object({
+          token_id: Type.String(),
+          market: Type.String(),
+          trusted: Type.Boolean(),
+          bids: Type.Array(Type.Tuple([Type.Number(), Type.Number()])),
+          asks: Type.Array(Type.Tuple([Type.Number(), Type.Number()])),
+          tick_size: Type.Number(),
+          hash: Type.Optional(Type.String()),
+          venue_ts: Type.Number(),
+        }),
+      ),
+    }),
+  },
   /** The executor's current positions, optionally of one strategy (strategies ask at start). */
   'positions.list': {
     params: Type.Object({ strategy: Type.Optional(Type.String({ maxLength: 64 })) }),

@@ -5,6 +5,7 @@
 export const topics = {
   price: (tokenId: string) => `price.${tokenId}`,
   book: (tokenId: string) => `book.${tokenId}`,
+  bookStatus: (tokenId: string) => `book.status.${tokenId}`,
   trade: (tokenId: string) => `trade.${tokenId}`,
   round: (asset: string) => `round.${asset}`,
   signal: () => 'signal',
@@ -17,6 +18,7 @@ export const TOPIC_ROOT: Record<string, string> = {
   price: 'price',
   book: 'book',
   trade: 'trade',
+  book_status: 'book',
   signal: 'signal',
   event: 'event',
   status: 'status',

@@ -1,4 +1,4 @@
-import { BusPublisher } from '@polybot/bus';
+import { BusPublisher, BusReplier } from '@polybot/bus';
 import { serviceConfig, venueUrls, type Service, type ServiceContext } from '@polybot/core';
 import {
   GammaClient,
@@ -18,7 +18,9 @@ import {
   topics,
   toMicros,
   type BookMessage,
+  type BookStatusMessage,
   type PriceMessage,
+  type RpcResult,
   type TradeMessage,
   type Unstamped,
 } from '@polybot/protocol';
@@ -77,6 +79,9 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
   const resnapInFlight = new Set<string>();
   const lastResnapAt = new Map<string, number>();
   const pending = new Set<Promise<unknown>>();
+  /** Trust last announced on `book.status.<token>`; a change is published, repeats are not. */
+  const announcedTrust = new Map<string, boolean>();
+  let replier: BusReplier | undefined;
 
   const counters = {
     events: 0,
@@ -90,6 +95,7 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
     discoveries: 0,
     discoveryErrors: 0,
     invalidMarkets: 0,
+    untrustedTransitions: 0,
   };
   let lastEventAt = 0;
   let lastDiscoveryError: string | undefined;
@@ -129,18 +135,69 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
     publisher.publish(topics.book(book.tokenId), depth);
   }
 
+  /** Tells consumers when a book stops or starts being usable (only on a change). */
+  function announceTrust(book: L2Book, reason: string): void {
+    const info = tokens.get(book.tokenId);
+    if (!info || !publisher) return;
+    const trusted = book.trusted && book.hasSnapshot;
+    if (announcedTrust.get(book.tokenId) === trusted) return;
+    // A book never announced and trusted from its first snapshot needs no message: trust is the default.
+    if (!announcedTrust.has(book.tokenId) && trusted) {
+      announcedTrust.set(book.tokenId, true);
+      return;
+    }
+    announcedTrust.set(book.tokenId, trusted);
+    if (!trusted) counters.untrustedTransitions++;
+    const msg: Unstamped<BookStatusMessage> = {
+      type: 'book_status',
+      token_id: book.tokenId,
+      market: info.conditionId,
+      trusted,
+      reason,
+      venue_ts: book.venueTs,
+    };
+    publisher.publish(topics.bookStatus(book.tokenId), msg);
+  }
+
   /** After any change: a crossed book is not published but rebuilt from REST. */
-  function afterChange(book: L2Book): void {
+  function afterChange(book: L2Book, reason = 'snapshot'): void {
     if (book.isCrossed()) {
       if (book.trusted) {
         counters.crossed++;
         log.warn({ token_id: book.tokenId }, 'book crossed after an update; re-snapshotting over REST');
       }
       book.trusted = false;
+      announceTrust(book, 'crossed');
       requestResnapshot(book.tokenId);
       return;
     }
+    announceTrust(book, reason);
     if (book.trusted && book.hasSnapshot) publishBook(book);
+  }
+
+  /** `books.snapshot` over scanner.rep: what a late joiner applies before the stream's newer updates. */
+  function snapshotBooks(params: Record<string, unknown>): RpcResult<'books.snapshot'> {
+    const ids = (params.token_ids as string[] | undefined) ?? [...books.keys()];
+    const depth = (params.depth as number | undefined) ?? BOOK_DEPTH;
+    const out: RpcResult<'books.snapshot'>['books'] = [];
+    for (const id of ids) {
+      const book = books.get(id);
+      const info = tokens.get(id);
+      if (!book || !info || !book.hasSnapshot) continue;
+      const { bids, asks } = book.levels(depth);
+      const tick = Number(book.tickSize);
+      out.push({
+        token_id: id,
+        market: info.conditionId,
+        trusted: book.trusted,
+        bids,
+        asks,
+        tick_size: tick > 0 && tick <= 1 ? tick : 0.01,
+        ...(book.hash ? { hash: book.hash.slice(0, 128) } : {}),
+        venue_ts: book.venueTs,
+      });
+    }
+    return { seq: publisher?.stats.seq ?? 0, books: out };
   }
 
   function requestResnapshot(tokenId: string): void {
@@ -265,7 +322,10 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
   function onStatus(s: MarketWsStatus): void {
     if (s.state === 'closed') {
       // Deltas across a gap would corrupt the books; the resubscribe brings fresh snapshots.
-      for (const b of books.values()) b.invalidate();
+      for (const b of books.values()) {
+        b.invalidate();
+        announceTrust(b, 'disconnected');
+      }
       log.warn({ reason: s.reason }, 'market ws disconnected');
     }
   }
@@ -342,6 +402,8 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
       registry = new MarketRegistry(ctx.paths.polybotDb);
       publisher = new BusPublisher({ endpoint: ctx.endpoints['prices.pub'], mode: 'bind', src: 'scanner', log });
       await publisher.start();
+      replier = new BusReplier({ endpoint: ctx.endpoints['scanner.rep'], src: 'scanner', log, handlers: { 'books.snapshot': snapshotBooks } });
+      await replier.start();
       ws = new MarketWsClient({
         url: urls.ws,
         onEvent,
@@ -366,6 +428,7 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
       await discovering?.catch(() => undefined);
       await ws?.close();
       await Promise.allSettled([...pending]);
+      await replier?.close();
       await publisher?.close(500);
       registry?.close();
     },
@@ -392,6 +455,7 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
         stale_reconnects: s?.stale ?? 0,
         crossed_books: counters.crossed,
         resnapshots: counters.resnapshots,
+        untrusted_transitions: counters.untrustedTransitions,
         resnapshot_errors: counters.resnapshotErrors,
         discovery_errors: counters.discoveryErrors,
         invalid_markets: counters.invalidMarkets,

@@ -4,9 +4,9 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket as ServerSocket } from 'ws';
-import { BusSubscriber, resolveEndpoints } from '@polybot/bus';
+import { BusRequester, BusSubscriber, resolveEndpoints } from '@polybot/bus';
 import { loadConfig, openDatabase, ServiceRunner } from '@polybot/core';
-import type { BookMessage, BusMessage, PriceMessage, TradeMessage } from '@polybot/protocol';
+import type { BookMessage, BookStatusMessage, BusMessage, PriceMessage, TradeMessage } from '@polybot/protocol';
 import { freePort, tempDataDir, waitFor } from '@polybot/testkit';
 import { createScannerService, ScannerConfig } from '../src/index.js';
 
@@ -228,6 +228,30 @@ describe('scanner service against a fake venue', () => {
     await waitFor(() => lastPrice(A)!.bid === 0.1, { what: 'price from REST snapshot' });
     expect(lastPrice(A)).toMatchObject({ bid: 0.1, bid_size: 125, ask: 0.14, ask_size: 705, mid: 0.12 });
     expect(prices(A).some((p) => p.bid === 0.6)).toBe(false);
+    // Consumers are told the book was unusable, then usable again.
+    const status = () => got.filter((g) => g.topic === `book.status.${A}`).map((g) => g.msg as BookStatusMessage);
+    await waitFor(() => status().some((m) => m.trusted), { what: 'book.status trusted again' });
+    expect(status().map((m) => [m.trusted, m.reason])).toEqual([
+      [false, 'crossed'],
+      [true, 'snapshot'],
+    ]);
+  });
+
+  it('serves late joiners a snapshot of its books with the sequence to resume from', async () => {
+    const req = new BusRequester({ endpoint: resolveEndpoints(tmp.dir, {})['scanner.rep'], src: 'test', timeoutMs: 3000 });
+    try {
+      const snap = await req.call('books.snapshot', { token_ids: [A, 'not-a-token'] });
+      expect(snap.books.map((b) => b.token_id)).toEqual([A]);
+      const published = got.filter((g) => g.topic === `book.${A}`).at(-1)!.msg as BookMessage;
+      expect(snap.books[0]).toMatchObject({ trusted: true, bids: published.bids, asks: published.asks, market: published.market });
+      // Everything published so far is at or below the snapshot's sequence number.
+      expect(published.seq).toBeLessThanOrEqual(snap.seq);
+      const all = await req.call('books.snapshot', {});
+      expect(all.books.length).toBeGreaterThanOrEqual(2);
+      await expect(req.request('books.snapshot', { depth: 0 })).rejects.toMatchObject({ remoteCode: 'bad_params' });
+    } finally {
+      await req.close();
+    }
   });
 
   it('picks up new markets on the next discovery round', async () => {
