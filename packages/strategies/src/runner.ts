@@ -47,6 +47,9 @@ export class StrategyRunner {
   signals = 0;
   signalsRefused = 0;
   readonly handlerErrors: Record<HandlerKind, number> = { onPrice: 0, onEvent: 0, onTimer: 0 };
+  /** Tokens whose book the scanner reported untrusted, until it reports them trusted again. */
+  private readonly untrusted = new Set<string>();
+  private pricesUntrusted = 0;
 
   constructor(private readonly opts: StrategyRunnerOptions) {
     const def = opts.definition;
@@ -66,6 +69,12 @@ export class StrategyRunner {
   }
 
   private emit(intent: SignalIntent): string | undefined {
+    if (this.untrusted.has(intent.token_id)) {
+      // The scanner said this book is not usable (crossed, disconnected): no decision may rest on it.
+      this.signalsRefused++;
+      this.logOnce('refused:untrusted', 'warn', 'signal for a token whose book is untrusted; refused', { token_id: intent.token_id });
+      return undefined;
+    }
     if (!checkIntent.Check(intent)) {
       this.signalsRefused++;
       const e = checkIntent.Errors(intent)[0];
@@ -117,7 +126,17 @@ export class StrategyRunner {
 
   onPrice(msg: PriceMessage): void {
     this.prices++;
+    if (this.untrusted.has(msg.token_id)) {
+      this.pricesUntrusted++;
+      return;
+    }
     if (this.strategy.onPrice) this.call('onPrice', () => this.strategy.onPrice!(msg));
+  }
+
+  /** The scanner's `book.status`: prices of an untrusted book are withheld from the strategy. */
+  onBookStatus(tokenId: string, trusted: boolean): void {
+    if (trusted) this.untrusted.delete(tokenId);
+    else this.untrusted.add(tokenId);
   }
 
   /** Applies this strategy's events (others are ignored): positions first, then the handler. */
@@ -177,6 +196,8 @@ export class StrategyRunner {
       events_seen: this.events,
       signals_emitted: this.signals,
       signals_refused: this.signalsRefused,
+      prices_untrusted: this.pricesUntrusted,
+      books_untrusted: this.untrusted.size,
       handler_errors: this.handlerErrorsTotal,
       handler_errors_on_price: this.handlerErrors.onPrice,
       handler_errors_on_event: this.handlerErrors.onEvent,

@@ -128,6 +128,18 @@ describe('threshold signals', () => {
     expect(h.runner.metrics()).toMatchObject({ prices_seen: 3, signals_emitted: 1 });
   });
 
+  it('acts on nothing while the scanner reports the book untrusted, and resumes when it is trusted again', () => {
+    const h = harness();
+    h.runner.onBookStatus(TOKEN, false);
+    h.runner.onPrice(ask(0.2));
+    expect(h.sent).toHaveLength(0);
+    expect(h.runner.metrics()).toMatchObject({ prices_untrusted: 1, books_untrusted: 1 });
+    h.runner.onBookStatus(TOKEN, true);
+    h.runner.onPrice(ask(0.2));
+    expect(h.sent).toHaveLength(1);
+    expect(h.runner.metrics()).toMatchObject({ books_untrusted: 0 });
+  });
+
   it('ignores outcomes it does not watch, and tokens without an outcome', () => {
     const h = harness();
     h.runner.onPrice(ask(0.1, { outcome: 'No', token_id: 'tokNo' }));

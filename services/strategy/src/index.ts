@@ -1,7 +1,7 @@
 import Type, { type Static } from 'typebox';
 import { BusPusher, BusRequester, BusSubscriber } from '@polybot/bus';
 import { ConfigError, serviceConfig, type Service, type ServiceContext } from '@polybot/core';
-import { topics, type EventMessage, type PriceMessage } from '@polybot/protocol';
+import { topics, type BookStatusMessage, type EventMessage, type PriceMessage } from '@polybot/protocol';
 import {
   getStrategy,
   listStrategies,
@@ -86,10 +86,15 @@ export function createStrategyHost(ctx: ServiceContext<StrategyHostConfig>): Ser
 
   const prices = new BusSubscriber({
     endpoints: [ctx.endpoints['prices.pub']],
-    topics: ['price.'],
+    topics: ['price.', 'book.status.'],
     name: 'prices.pub',
     log,
     onMessage: (msg) => {
+      if (msg.type === 'book_status') {
+        const st = msg as BookStatusMessage;
+        runner.onBookStatus(st.token_id, st.trusted);
+        return;
+      }
       if (msg.type !== 'price') return;
       // Trading before we know our holdings could breach position caps after a restart.
       if (cfg.POLYBOT_STRATEGY_WAIT_POSITIONS && !positionsLoaded) {
