@@ -2,35 +2,15 @@ import type { PostOrderBody } from '@polybot/polymarket';
 import { toMicros as micros } from '@polybot/protocol';
 import { describe, expect, it } from 'vitest';
 import { ERR_FOK, Exchange, type UserEvent } from '../src/exchange.js';
+import { engineOrder } from './engine-orders.js';
 
 const T0 = 1_900_000_000_000;
-const ZERO32 = `0x${'0'.repeat(64)}`;
 const START = 1_000_000_000n; // 1000 pUSD
 const alice = `0x${'a1'.repeat(20)}`;
 const bob = `0x${'b0'.repeat(20)}`;
 
-let salt = 1;
 function order(who: string, tokenId: string, side: 'BUY' | 'SELL', price: bigint, shares: bigint, type: 'GTC' | 'FAK' | 'FOK'): PostOrderBody {
-  const usdc = (price * shares) / 1_000_000n;
-  return {
-    order: {
-      salt: salt++,
-      maker: who,
-      signer: who,
-      tokenId,
-      makerAmount: String(side === 'BUY' ? usdc : shares),
-      takerAmount: String(side === 'BUY' ? shares : usdc),
-      side,
-      signatureType: 0,
-      timestamp: String(T0),
-      expiration: '0',
-      metadata: ZERO32,
-      builder: ZERO32,
-      signature: `0x${'ab'.repeat(65)}`,
-    },
-    owner: `key-${who.slice(2, 6)}`,
-    orderType: type,
-  };
+  return engineOrder({ who, tokenId, side, price, shares, type, timestampMs: T0 });
 }
 
 /** Market 0 (no fees) at fair 0.50: both tokens quoted 0.49 / 0.51 by the makers. */

@@ -6,9 +6,9 @@ import { DataApi, type DataPosition, type DataTrade } from '../src/data-api.js';
 import { Exchange } from '../src/exchange.js';
 import { registerDataApi } from '../src/routes/data-api.js';
 import { Traders } from '../src/traders.js';
+import { engineOrder } from './engine-orders.js';
 
 const T0 = 1_900_000_000_000;
-const ZERO32 = `0x${'0'.repeat(64)}`;
 const ALICE = `0x${'a1'.repeat(20)}`;
 const BOB = `0x${'b0'.repeat(20)}`;
 
@@ -28,28 +28,8 @@ const POSITION_FIELDS: Record<string, string> = {
 };
 const shapeOf = (o: object) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v]));
 
-let salt = 1;
 function order(who: string, tokenId: string, side: 'BUY' | 'SELL', price: bigint, shares: bigint, type: 'GTC' | 'FAK'): PostOrderBody {
-  const usdc = (price * shares) / 1_000_000n;
-  return {
-    order: {
-      salt: salt++,
-      maker: who,
-      signer: who,
-      tokenId,
-      makerAmount: String(side === 'BUY' ? usdc : shares),
-      takerAmount: String(side === 'BUY' ? shares : usdc),
-      side,
-      signatureType: 0,
-      timestamp: String(T0),
-      expiration: '0',
-      metadata: ZERO32,
-      builder: ZERO32,
-      signature: `0x${'ab'.repeat(65)}`,
-    },
-    owner: 'test-owner',
-    orderType: type,
-  };
+  return engineOrder({ who, tokenId, side, price, shares, type, timestampMs: T0 });
 }
 
 describe('Data API over simulated traders', () => {

@@ -3,44 +3,16 @@ import { fromMicros as fmt, toMicros as micros } from '@polybot/protocol';
 import Value from 'typebox/value';
 import { describe, expect, it } from 'vitest';
 import { Exchange, type UserEvent } from '../src/exchange.js';
+import { engineOrder, resetSalt } from './engine-orders.js';
 
 const START = 1_000_000_000n; // 1000 pUSD
 const T0 = 1_900_000_000_000;
-const ZERO32 = `0x${'0'.repeat(64)}`;
 const wallet = (name: string) => `0x${Buffer.from(name).toString('hex').padEnd(40, '0')}`;
 const ALICE = wallet('alice');
 const BOB = wallet('bob');
 
-let salt = 1;
-function order(o: {
-  who: string;
-  tokenId: string;
-  side: 'BUY' | 'SELL';
-  price: bigint;
-  shares: bigint;
-  type?: 'GTC' | 'GTD' | 'FOK' | 'FAK';
-  expiration?: string;
-}): PostOrderBody {
-  const usdc = (o.price * o.shares) / 1_000_000n;
-  return {
-    order: {
-      salt: salt++,
-      maker: o.who,
-      signer: o.who,
-      tokenId: o.tokenId,
-      makerAmount: String(o.side === 'BUY' ? usdc : o.shares),
-      takerAmount: String(o.side === 'BUY' ? o.shares : usdc),
-      side: o.side,
-      signatureType: 0,
-      timestamp: String(T0),
-      expiration: o.expiration ?? '0',
-      metadata: ZERO32,
-      builder: ZERO32,
-      signature: `0x${'ab'.repeat(65)}`,
-    },
-    owner: `key-${o.who.slice(2, 8)}`,
-    orderType: o.type ?? 'GTC',
-  };
+function order(o: { who: string; tokenId: string; side: 'BUY' | 'SELL'; price: bigint; shares: bigint; type?: 'GTC' | 'GTD' | 'FOK' | 'FAK'; expiration?: string }): PostOrderBody {
+  return engineOrder({ ...o, timestampMs: T0, owner: `key-${o.who.slice(2, 8)}` });
 }
 
 /** An exchange on a hand-driven clock, without timers, recording every user event (validated). */
@@ -304,9 +276,9 @@ describe('trade lifecycle', () => {
       ex.tick(clock.now + 10_000);
       return events;
     };
-    salt = 1000;
+    resetSalt(1000);
     const a = run();
-    salt = 1000;
+    resetSalt(1000);
     const b = run();
     expect(a.length).toBeGreaterThan(30);
     expect(b).toEqual(a);

@@ -6,37 +6,17 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Exchange, type ExchangeOptions, type ExchangeSnapshot } from '../src/exchange.js';
 import { PriceRecorder } from '../src/history.js';
 import { autosave, openExchange, saveState, statePath } from '../src/persist.js';
+import { engineOrder } from './engine-orders.js';
 
 const T0 = 1_900_000_020_000;
-const ZERO32 = `0x${'0'.repeat(64)}`;
 const wallet = (name: string) => `0x${Buffer.from(name).toString('hex').padEnd(40, '0')}`;
 const ALICE = wallet('alice');
 const BOB = wallet('bob');
 const CAROL = wallet('carol');
 const WHO = [ALICE, BOB, CAROL];
 
-let salt = 1;
 function order(o: { who: string; tokenId: string; side: 'BUY' | 'SELL'; price: bigint; shares: bigint; type?: 'GTC' | 'GTD' | 'FOK' | 'FAK'; expiration?: string }): PostOrderBody {
-  const usdc = (o.price * o.shares) / 1_000_000n;
-  return {
-    order: {
-      salt: salt++,
-      maker: o.who,
-      signer: o.who,
-      tokenId: o.tokenId,
-      makerAmount: String(o.side === 'BUY' ? usdc : o.shares),
-      takerAmount: String(o.side === 'BUY' ? o.shares : usdc),
-      side: o.side,
-      signatureType: 0,
-      timestamp: String(T0),
-      expiration: o.expiration ?? '0',
-      metadata: ZERO32,
-      builder: ZERO32,
-      signature: `0x${'ab'.repeat(65)}`,
-    },
-    owner: `key-${o.who.slice(2, 8)}`,
-    orderType: o.type ?? 'GTC',
-  };
+  return engineOrder({ ...o, timestampMs: T0, owner: `key-${o.who.slice(2, 8)}` });
 }
 
 const M = (x: number) => BigInt(Math.round(x * 1_000_000));

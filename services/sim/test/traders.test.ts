@@ -3,9 +3,9 @@ import { toMicros as micros } from '@polybot/protocol';
 import { describe, expect, it } from 'vitest';
 import { Exchange } from '../src/exchange.js';
 import { traderAddress, Traders } from '../src/traders.js';
+import { engineOrder } from './engine-orders.js';
 
 const T0 = 1_900_000_000_000;
-const ZERO32 = `0x${'0'.repeat(64)}`;
 
 /** An exchange and its traders on one fake clock; `run(n)` = n rounds of 5 maker events + 1 trader decision + 250 ms. */
 function world(seed: number, opts: { negRisk?: boolean; count?: number } = {}) {
@@ -31,28 +31,8 @@ function world(seed: number, opts: { negRisk?: boolean; count?: number } = {}) {
   return { clock, exchange, traders, run };
 }
 
-let salt = 1;
 function order(who: string, tokenId: string, side: 'BUY' | 'SELL', price: bigint, shares: bigint, type: 'GTC' | 'FAK' | 'FOK'): PostOrderBody {
-  const usdc = (price * shares) / 1_000_000n;
-  return {
-    order: {
-      salt: salt++,
-      maker: who,
-      signer: who,
-      tokenId,
-      makerAmount: String(side === 'BUY' ? usdc : shares),
-      takerAmount: String(side === 'BUY' ? shares : usdc),
-      side,
-      signatureType: 0,
-      timestamp: String(T0),
-      expiration: '0',
-      metadata: ZERO32,
-      builder: ZERO32,
-      signature: `0x${'ab'.repeat(65)}`,
-    },
-    owner: 'test-owner',
-    orderType: type,
-  };
+  return engineOrder({ who, tokenId, side, price, shares, type, timestampMs: T0 });
 }
 
 describe('simulated traders', () => {
