@@ -26,6 +26,10 @@ export class BusPublisher {
   private readonly log: BusLogger;
   private seq = 0;
   invalid = 0;
+  /** Envelope time source; a replay sets it to the recording's clock so its output is reproducible. */
+  clock: () => number = Date.now;
+  /** Sees every message as sent (topic and msgpack payload), e.g. for a recorder. Must not throw. */
+  tap: ((topic: string, payload: Uint8Array, ts: number) => void) | undefined;
 
   constructor(private readonly opts: PublisherOptions) {
     this.log = opts.log ?? silentLogger;
@@ -46,7 +50,8 @@ export class BusPublisher {
 
   /** Stamps and queues a message; returns false if it was invalid or the queue was full. */
   publish<M extends BusMessage>(topic: string, msg: Unstamped<M>): boolean {
-    const full = { ...msg, v: PROTOCOL_VERSION, src: this.opts.src, seq: this.seq + 1, ts: Date.now() } as BusMessage;
+    const ts = this.clock();
+    const full = { ...msg, v: PROTOCOL_VERSION, src: this.opts.src, seq: this.seq + 1, ts } as BusMessage;
     if (this.opts.validate !== false) {
       const problem = this.codec.check(full);
       if (problem) {
@@ -56,7 +61,15 @@ export class BusPublisher {
       }
     }
     this.seq++;
-    return this.queue.enqueue(this.codec.encode(topic, full));
+    const frames = this.codec.encode(topic, full);
+    if (this.tap) {
+      try {
+        this.tap(topic, frames[1], ts);
+      } catch (err) {
+        this.log.warn({ err }, 'publisher tap failed');
+      }
+    }
+    return this.queue.enqueue(frames);
   }
 
   get stats() {

@@ -77,6 +77,26 @@ export interface ListMarketsQuery {
   offset?: number;
   /** Markets asked per request; Gamma caps pages, so keep this modest. */
   pageSize?: number;
+  /** Only these market slugs / condition ids (Gamma's `slug` and `condition_ids` filters). */
+  slugs?: readonly string[];
+  conditionIds?: readonly string[];
+}
+
+export interface ListEventsQuery {
+  active?: boolean;
+  closed?: boolean;
+  tagSlug?: string;
+  seriesId?: string;
+  limit?: number;
+  pageSize?: number;
+}
+
+/** A Gamma event reduced to what discovery needs: its series and its (valid) markets. */
+export interface GammaEventInfo {
+  id: string;
+  slug: string;
+  seriesSlugs: string[];
+  markets: GammaMarket[];
 }
 
 export interface ListMarketsResult {
@@ -115,6 +135,8 @@ export class GammaClient {
       const params = new URLSearchParams();
       if (q.active !== undefined) params.set('active', String(q.active));
       if (q.closed !== undefined) params.set('closed', String(q.closed));
+      for (const sl of q.slugs ?? []) params.append('slug', sl);
+      for (const c of q.conditionIds ?? []) params.append('condition_ids', c);
       params.set('limit', String(want));
       params.set('offset', String(offset));
       const url = `${this.base}/markets?${params.toString()}`;
@@ -133,6 +155,51 @@ export class GammaClient {
     }
     this.invalid += invalid;
     return { markets, invalid, pages };
+  }
+
+  /** Pages over `GET /events`; markets that fail validation are skipped and counted. */
+  async listEvents(q: ListEventsQuery = {}): Promise<{ events: GammaEventInfo[]; invalid: number }> {
+    const limit = q.limit ?? 500;
+    const pageSize = Math.max(1, Math.min(q.pageSize ?? 100, 500));
+    let offset = 0;
+    let invalid = 0;
+    const events: GammaEventInfo[] = [];
+    while (events.length < limit) {
+      const want = Math.min(pageSize, limit - events.length);
+      const params = new URLSearchParams();
+      if (q.active !== undefined) params.set('active', String(q.active));
+      if (q.closed !== undefined) params.set('closed', String(q.closed));
+      if (q.tagSlug) params.set('tag_slug', q.tagSlug);
+      if (q.seriesId) params.set('series_id', q.seriesId);
+      params.set('limit', String(want));
+      params.set('offset', String(offset));
+      const url = `${this.base}/events?${params.toString()}`;
+      const body = await getPublicJson(url, this.opts);
+      if (!Array.isArray(body)) throw new PublicApiError(`GET ${url} did not answer a list of events`, url, 200, undefined, 'bad_body');
+      for (const e of body as unknown[]) {
+        if (typeof e !== 'object' || e === null) {
+          invalid++;
+          continue;
+        }
+        const ev = e as { id?: unknown; slug?: unknown; seriesSlug?: unknown; series?: unknown; markets?: unknown };
+        const markets: GammaMarket[] = [];
+        for (const m of Array.isArray(ev.markets) ? ev.markets : []) {
+          if (checkGammaMarket.Check(m)) markets.push(m);
+          else invalid++;
+        }
+        const seriesSlugs = new Set<string>();
+        if (typeof ev.seriesSlug === 'string') seriesSlugs.add(ev.seriesSlug);
+        for (const sr of Array.isArray(ev.series) ? ev.series : []) {
+          const slug = (sr as { slug?: unknown } | null)?.slug;
+          if (typeof slug === 'string') seriesSlugs.add(slug);
+        }
+        events.push({ id: String(ev.id ?? ''), slug: String(ev.slug ?? ''), seriesSlugs: [...seriesSlugs], markets });
+      }
+      offset += body.length;
+      if (body.length < want || body.length === 0) break;
+    }
+    this.invalid += invalid;
+    return { events, invalid };
   }
 }
 

@@ -1,8 +1,11 @@
 import Compile from 'typebox/compile';
 import WebSocket from 'ws';
 import {
+  WsBestBidAsk,
   WsBook,
   WsLastTradePrice,
+  WsMarketResolved,
+  WsNewMarket,
   WsPriceChange,
   WsTickSizeChange,
   type WsMarketEvent,
@@ -14,6 +17,9 @@ const checkBook = Compile(WsBook);
 const checkPriceChange = Compile(WsPriceChange);
 const checkLastTrade = Compile(WsLastTradePrice);
 const checkTickSize = Compile(WsTickSizeChange);
+const checkBestBidAsk = Compile(WsBestBidAsk);
+const checkNewMarket = Compile(WsNewMarket);
+const checkResolved = Compile(WsMarketResolved);
 
 export interface ParsedFrame {
   events: WsMarketEvent[];
@@ -55,36 +61,47 @@ function normalizePriceChange(o: Obj): Obj {
   return o;
 }
 
+type Checker = { Check(v: unknown): boolean };
+const checked = (c: Checker) => (o: Obj): WsMarketEvent | undefined => (c.Check(o) ? (o as unknown as WsMarketEvent) : undefined);
+
+/**
+ * One validator per market-channel event type: the object if it is valid (price_change rewritten
+ * to the current form), undefined if not. Types missing here are not consumed.
+ */
+export const MARKET_EVENT_PARSERS: Readonly<Record<string, (o: Obj) => WsMarketEvent | undefined>> = {
+  book: checked(checkBook),
+  price_change: (o) => {
+    const n = normalizePriceChange({ ...o, event_type: 'price_change' });
+    return checkPriceChange.Check(n) ? (n as unknown as WsMarketEvent) : undefined;
+  },
+  last_trade_price: checked(checkLastTrade),
+  tick_size_change: checked(checkTickSize),
+  best_bid_ask: checked(checkBestBidAsk),
+  new_market: checked(checkNewMarket),
+  market_resolved: checked(checkResolved),
+};
+
+/** The event type of a market-channel object; some captures omit it on price_change batches. */
+export function marketEventType(o: Obj): unknown {
+  const type = o.event_type;
+  if (type === undefined && Array.isArray(o.price_changes)) return 'price_change';
+  return type;
+}
+
 function parseOne(o: unknown, out: ParsedFrame): void {
   if (!isObj(o)) {
     out.invalid++;
     return;
   }
-  let type = o.event_type;
-  // Some captures omit event_type on price_change batches; the shape is unambiguous.
-  if (type === undefined && Array.isArray(o.price_changes)) type = 'price_change';
-  switch (type) {
-    case 'book':
-      if (checkBook.Check(o)) out.events.push(o);
-      else out.invalid++;
-      return;
-    case 'price_change': {
-      const n = normalizePriceChange({ ...o, event_type: 'price_change' });
-      if (checkPriceChange.Check(n)) out.events.push(n);
-      else out.invalid++;
-      return;
-    }
-    case 'last_trade_price':
-      if (checkLastTrade.Check(o)) out.events.push(o);
-      else out.invalid++;
-      return;
-    case 'tick_size_change':
-      if (checkTickSize.Check(o)) out.events.push(o);
-      else out.invalid++;
-      return;
-    default:
-      out.unknown++;
+  const type = marketEventType(o);
+  const parse = typeof type === 'string' && Object.hasOwn(MARKET_EVENT_PARSERS, type) ? MARKET_EVENT_PARSERS[type] : undefined;
+  if (!parse) {
+    out.unknown++;
+    return;
   }
+  const ev = parse(o);
+  if (ev) out.events.push(ev);
+  else out.invalid++;
 }
 
 /** Parses one market-channel text frame (an object, an array of objects, or `PONG`); never throws. */
@@ -128,12 +145,18 @@ export interface MarketWsStatus {
 export interface MarketWsOptions {
   /** Base URL; `/ws/market` is appended (e.g. `wss://ws-subscriptions-clob.polymarket.com`). */
   url: string;
-  onEvent: (event: WsMarketEvent) => void;
+  /** Parsed, validated events (frames are parsed only when this is set). */
+  onEvent?: (event: WsMarketEvent) => void;
+  /** Every inbound frame except `PONG`, verbatim, with our receive time (for pipelines and recorders). */
+  onFrame?: (text: string, recvTs: number) => void;
   onStatus?: (status: MarketWsStatus) => void;
   log?: MarketWsLogger;
   /** Text `PING` interval; the venue drops quiet clients (rs-clob-client uses 10 s). */
   pingIntervalMs?: number;
-  /** No frame at all (data or PONG) for this long → the link is dead; reconnect. */
+  /**
+   * No data frame for this long → the link is dead; reconnect. PONGs do not count: a socket that
+   * answers heartbeats but has stopped sending data is exactly the failure this catches.
+   */
   staleMs?: number;
   /** First reconnect delay; doubles per failed attempt up to `maxBackoffMs`, with jitter. */
   initialBackoffMs?: number;
@@ -167,6 +190,7 @@ export class MarketWsClient {
   private watchdog?: NodeJS.Timeout;
   private connectTimer?: NodeJS.Timeout;
   private lastFrameAt = 0;
+  private lastDataAt = 0;
   private closeWaiters: Array<() => void> = [];
   private readonly counters = {
     connects: 0,
@@ -218,13 +242,24 @@ export class MarketWsClient {
     return this.state === 'open';
   }
 
-  /** Milliseconds since the last inbound frame of the current connection (Infinity if none yet). */
+  /** Milliseconds since the last inbound frame of the current connection, PONG included (Infinity if none yet). */
   get lastFrameAgeMs(): number {
     return this.lastFrameAt === 0 ? Infinity : Date.now() - this.lastFrameAt;
   }
 
+  /** Milliseconds since the last data frame (not PONG) of the current connection, or since it opened. */
+  get lastDataAgeMs(): number {
+    return this.lastDataAt === 0 ? Infinity : Date.now() - this.lastDataAt;
+  }
+
   get stats() {
-    return { ...this.counters, state: this.state, assets: this.assets.size, last_frame_age_ms: this.lastFrameAgeMs };
+    return {
+      ...this.counters,
+      state: this.state,
+      assets: this.assets.size,
+      last_frame_age_ms: this.lastFrameAgeMs,
+      last_data_age_ms: this.lastDataAgeMs,
+    };
   }
 
   /** Stops for good: no reconnects, socket closed. */
@@ -274,7 +309,7 @@ export class MarketWsClient {
       if (this.ws !== ws) return;
       if (this.connectTimer) clearTimeout(this.connectTimer);
       this.counters.connects++;
-      this.lastFrameAt = Date.now();
+      this.lastFrameAt = this.lastDataAt = Date.now();
       this.setState('open');
       this.log.info({ url: this.url, assets: this.assets.size }, 'market ws connected');
       if (this.assets.size > 0) this.sendInitialSubscribe();
@@ -303,13 +338,27 @@ export class MarketWsClient {
   }
 
   private onFrame(text: string): void {
-    this.lastFrameAt = Date.now();
+    const now = Date.now();
+    this.lastFrameAt = now;
     this.counters.frames++;
-    const parsed = parseMarketFrame(text);
-    if (parsed.pong) {
+    if (text.length <= 6 && text.trim() === 'PONG') {
       this.counters.pongs++;
       return;
     }
+    this.lastDataAt = now;
+    if (this.opts.onFrame) {
+      try {
+        this.opts.onFrame(text, now);
+      } catch (err) {
+        this.counters.handlerErrors++;
+        if (this.counters.handlerErrors <= 5) this.log.warn({ err }, 'market ws frame handler failed');
+      }
+      // A frame reaching the pipeline proves the link works: the next outage backs off from scratch.
+      this.attempt = 0;
+    }
+    const onEvent = this.opts.onEvent;
+    if (!onEvent) return;
+    const parsed = parseMarketFrame(text);
     this.counters.invalid += parsed.invalid;
     this.counters.unknown += parsed.unknown;
     if (parsed.invalid > 0 && this.counters.invalid <= 5) {
@@ -320,7 +369,7 @@ export class MarketWsClient {
     for (const ev of parsed.events) {
       this.counters.events++;
       try {
-        this.opts.onEvent(ev);
+        onEvent(ev);
       } catch (err) {
         this.counters.handlerErrors++;
         if (this.counters.handlerErrors <= 5) this.log.warn({ err, event_type: ev.event_type }, 'market ws event handler failed');
@@ -330,6 +379,8 @@ export class MarketWsClient {
 
   private sendInitialSubscribe(): void {
     this.subscribedOnSocket = true;
+    // The stale clock starts when there is something to hear about.
+    this.lastDataAt = Date.now();
     this.send({ assets_ids: [...this.assets], type: 'market', custom_feature_enabled: this.opts.customFeatureEnabled ?? false });
     this.startPing();
   }
@@ -358,9 +409,9 @@ export class MarketWsClient {
       () => {
         const ws = this.ws;
         if (!ws || ws.readyState !== WebSocket.OPEN) return;
-        if (Date.now() - this.lastFrameAt > staleMs) {
+        if (this.assets.size > 0 && Date.now() - this.lastDataAt > staleMs) {
           this.counters.stale++;
-          this.log.warn({ staleMs, url: this.url }, 'market ws stale: no frame received; reconnecting');
+          this.log.warn({ staleMs, url: this.url, assets: this.assets.size }, 'market ws stale: no data received; reconnecting');
           ws.terminate();
         }
       },

@@ -182,7 +182,64 @@ export const WsTickSizeChange = Type.Object({
 });
 export type WsTickSizeChange = Static<typeof WsTickSizeChange>;
 
-export type WsMarketEvent = WsBook | WsPriceChange | WsLastTradePrice | WsTickSizeChange;
+/** Top of book (custom feature, `custom_feature_enabled: true`). */
+export const WsBestBidAsk = Type.Object({
+  event_type: Type.Literal('best_bid_ask'),
+  asset_id: Type.String(),
+  market: Type.String(),
+  best_bid: VDecimal,
+  best_ask: VDecimal,
+  spread: Type.Optional(VDecimal),
+  timestamp: Type.String(),
+});
+export type WsBestBidAsk = Static<typeof WsBestBidAsk>;
+
+const EventMessageInfo = Type.Object({
+  id: Type.Optional(Type.String()),
+  ticker: Type.Optional(Type.String()),
+  slug: Type.Optional(Type.String()),
+  title: Type.Optional(Type.String()),
+});
+
+/** A market was listed (custom feature). Note the venue's spelling `assets_ids`. */
+export const WsNewMarket = Type.Object({
+  event_type: Type.Literal('new_market'),
+  id: Type.Optional(Type.String()),
+  market: Type.String(),
+  question: Type.Optional(Type.String()),
+  slug: Type.Optional(Type.String()),
+  assets_ids: Type.Array(Type.String({ maxLength: 100 }), { maxItems: 100 }),
+  outcomes: Type.Optional(Type.Array(Type.String())),
+  event_message: Type.Optional(EventMessageInfo),
+  order_price_min_tick_size: Type.Optional(VDecimal),
+  timestamp: Type.String(),
+});
+export type WsNewMarket = Static<typeof WsNewMarket>;
+
+/** A market was resolved (custom feature). */
+export const WsMarketResolved = Type.Object({
+  event_type: Type.Literal('market_resolved'),
+  id: Type.Optional(Type.String()),
+  market: Type.String(),
+  question: Type.Optional(Type.String()),
+  slug: Type.Optional(Type.String()),
+  assets_ids: Type.Array(Type.String({ maxLength: 100 }), { maxItems: 100 }),
+  outcomes: Type.Optional(Type.Array(Type.String())),
+  winning_asset_id: Type.String(),
+  winning_outcome: Type.Optional(Type.String()),
+  event_message: Type.Optional(EventMessageInfo),
+  timestamp: Type.String(),
+});
+export type WsMarketResolved = Static<typeof WsMarketResolved>;
+
+export type WsMarketEvent =
+  | WsBook
+  | WsPriceChange
+  | WsLastTradePrice
+  | WsTickSizeChange
+  | WsBestBidAsk
+  | WsNewMarket
+  | WsMarketResolved;
 
 /** Gamma's JSON-in-a-string arrays; returns [] for anything that is not an array of strings. */
 export function parseJsonArray(s: string | undefined): string[] {

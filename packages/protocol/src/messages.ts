@@ -42,6 +42,8 @@ export const PriceMessage = message('price', {
   ask_size: Size,
   /** Venue time of the update (ms). */
   venue_ts: Type.Number({ minimum: 0 }),
+  /** When the scanner received the frame that caused it (ms); venue-to-publish lag is `ts - venue_ts`. */
+  recv_ts: Type.Optional(Type.Number({ minimum: 0 })),
 });
 
 export const Level = Type.Tuple([Price, Size]);
@@ -55,6 +57,7 @@ export const BookMessage = message('book', {
   tick_size: Type.Number({ exclusiveMinimum: 0, maximum: 1 }),
   hash: Type.Optional(Type.String({ maxLength: 128 })),
   venue_ts: Type.Number({ minimum: 0 }),
+  recv_ts: Type.Optional(Type.Number({ minimum: 0 })),
 });
 
 /**
@@ -78,6 +81,48 @@ export const TradeMessage = message('trade', {
   size: Size,
   side: Side,
   venue_ts: Type.Number({ minimum: 0 }),
+  recv_ts: Type.Optional(Type.Number({ minimum: 0 })),
+});
+
+/**
+ * A crypto up/down round on `round.<asset>` (BTC, ETH, SOL, XRP): `started` at the window start,
+ * `ending` a configurable lead before its end, `resolved` once the venue names the winner.
+ */
+export const RoundMessage = message('round', {
+  event: Type.Union([Type.Literal('started'), Type.Literal('ending'), Type.Literal('resolved')]),
+  asset: Type.String({ minLength: 1, maxLength: 16, pattern: '^[A-Z0-9]+$' }),
+  slug: Type.String({ minLength: 1, maxLength: 200 }),
+  market: MarketId,
+  up_token_id: TokenId,
+  down_token_id: TokenId,
+  /** Window start and end (ms). */
+  start_ts: Type.Number({ minimum: 0 }),
+  end_ts: Type.Number({ minimum: 0 }),
+  /** On `resolved`: the winning outcome and its token. */
+  winner: Type.Optional(Type.Union([Type.Literal('Up'), Type.Literal('Down')])),
+  winning_token_id: Type.Optional(TokenId),
+});
+
+/** A reference price (e.g. Chainlink BTC/USD) from the RTDS feed, on `ref.<symbol>` (`ref.btc-usd`). */
+export const RefPriceMessage = message('ref_price', {
+  symbol: Type.String({ minLength: 1, maxLength: 32 }),
+  source: Type.String({ minLength: 1, maxLength: 32 }),
+  value: Type.Number({ exclusiveMinimum: 0, maximum: 1e12 }),
+  venue_ts: Type.Number({ minimum: 0 }),
+  recv_ts: Type.Optional(Type.Number({ minimum: 0 })),
+});
+
+/** A market listed or resolved on the venue, on `market.<condition_id>`. */
+export const MarketMessage = message('market', {
+  event: Type.Union([Type.Literal('new'), Type.Literal('resolved')]),
+  market: MarketId,
+  slug: Type.Optional(Type.String({ maxLength: 300 })),
+  question: Type.Optional(Type.String({ maxLength: 1000 })),
+  token_ids: Type.Array(TokenId, { maxItems: 100 }),
+  winning_token_id: Type.Optional(TokenId),
+  winning_outcome: Type.Optional(Type.String({ maxLength: 200 })),
+  venue_ts: Type.Number({ minimum: 0 }),
+  recv_ts: Type.Optional(Type.Number({ minimum: 0 })),
 });
 
 /** What a strategy wants done, pushed to the executor on topic `signal`. */
@@ -207,6 +252,9 @@ export type PriceMessage = Static<typeof PriceMessage>;
 export type BookMessage = Static<typeof BookMessage>;
 export type TradeMessage = Static<typeof TradeMessage>;
 export type BookStatusMessage = Static<typeof BookStatusMessage>;
+export type RoundMessage = Static<typeof RoundMessage>;
+export type RefPriceMessage = Static<typeof RefPriceMessage>;
+export type MarketMessage = Static<typeof MarketMessage>;
 export type SignalMessage = Static<typeof SignalMessage>;
 export type OrderEvent = Static<typeof OrderEvent>;
 export type FillEvent = Static<typeof FillEvent>;
@@ -227,6 +275,9 @@ export type BusMessage =
   | BookMessage
   | TradeMessage
   | BookStatusMessage
+  | RoundMessage
+  | RefPriceMessage
+  | MarketMessage
   | SignalMessage
   | EventMessage
   | StatusMessage
@@ -242,6 +293,9 @@ export const SCHEMAS = {
   book: BookMessage,
   trade: TradeMessage,
   book_status: BookStatusMessage,
+  round: RoundMessage,
+  ref_price: RefPriceMessage,
+  market: MarketMessage,
   signal: SignalMessage,
   event: EventMessage,
   status: StatusMessage,

@@ -1,6 +1,34 @@
 import Type, { type Static, type TSchema } from 'typebox';
 import { TokenId } from './messages.js';
 
+const RecordStatus = Type.Object({
+  recording: Type.Boolean(),
+  /** Recording name: a directory under `<data>/recordings/`. */
+  name: Type.Optional(Type.String()),
+  dir: Type.Optional(Type.String()),
+  started_at: Type.Optional(Type.Number()),
+  records: Type.Integer({ minimum: 0 }),
+  raw_frames: Type.Integer({ minimum: 0 }),
+  events: Type.Integer({ minimum: 0 }),
+  bytes: Type.Integer({ minimum: 0 }),
+  segments: Type.Integer({ minimum: 0 }),
+});
+
+const ReplayStatus = Type.Object({
+  state: Type.Union([Type.Literal('idle'), Type.Literal('running'), Type.Literal('done'), Type.Literal('stopped'), Type.Literal('failed')]),
+  recording: Type.Optional(Type.String()),
+  /** Multiple of real time; 0 means as fast as possible. */
+  speed: Type.Optional(Type.Number({ minimum: 0 })),
+  records_done: Type.Integer({ minimum: 0 }),
+  records_total: Type.Integer({ minimum: 0 }),
+  events_per_s: Type.Number({ minimum: 0 }),
+  /** Recorded time reached (ms). */
+  position_ts: Type.Optional(Type.Number()),
+  error: Type.Optional(Type.String()),
+});
+
+const RecordingName = Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_.-]+$' });
+
 /**
  * Every REQ/REP method with its params and result schema. A replier validates params against
  * these; requesters get typed results.
@@ -68,6 +96,23 @@ export const RpcMethods = {
       ),
     }),
   },
+  /** Starts recording the scanner's raw venue frames and published events under `<data>/recordings/<name>`. */
+  'record.start': {
+    params: Type.Object({ name: Type.Optional(RecordingName) }),
+    result: RecordStatus,
+  },
+  'record.stop': { params: Type.Object({}), result: RecordStatus },
+  'record.status': { params: Type.Object({}), result: RecordStatus },
+  /**
+   * Replays a recording through the scanner's processors and publishers instead of the live feed
+   * (which resumes when the replay ends or is stopped). `speed` 0 = as fast as possible.
+   */
+  'replay.start': {
+    params: Type.Object({ recording: Type.String({ minLength: 1, maxLength: 1000 }), speed: Type.Number({ minimum: 0, maximum: 1e6 }) }),
+    result: ReplayStatus,
+  },
+  'replay.stop': { params: Type.Object({}), result: ReplayStatus },
+  'replay.status': { params: Type.Object({}), result: ReplayStatus },
   /** Liveness probe every replier answers. */
   ping: {
     params: Type.Object({}),

@@ -10,6 +10,7 @@ import Type, { type Static } from 'typebox';
 import type { DbReader } from './db.js';
 import type { HealthRegistry } from './health.js';
 import type { WsHub } from './hub.js';
+import { registerMetrics } from './metrics.js';
 
 export interface AppStats {
   requests: number;
@@ -97,6 +98,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onResponse', async () => {
     stats.requests++;
   });
+  registerMetrics(app, { health: deps.health, log: loggerInstance });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof HttpError) return reply.code(err.statusCode).send({ error: err.message, code: err.code });

@@ -30,6 +30,24 @@ export interface SelfStatus {
   metrics: () => Record<string, number | string>;
 }
 
+export interface StatusEntry {
+  msg: StatusMessage;
+  /** When it arrived (ms, API clock). */
+  lastSeen: number;
+  /** Silent for more than 3 × its `interval_ms`: the same rule that makes `/api/health` say `down`. */
+  stale: boolean;
+}
+
+export interface StatusSnapshot {
+  /** The registry's clock when the snapshot was taken (ms). */
+  now: number;
+  /** The latest heartbeat of every service except the API itself. */
+  services: Map<string, StatusEntry>;
+  expected: readonly string[];
+  /** The API answering the request, with its live figures. */
+  self?: { name: string; since: number; metrics: Record<string, number | string> };
+}
+
 /** Stale after this many missed heartbeats. */
 const STALE_INTERVALS = 3;
 
@@ -48,6 +66,18 @@ export class HealthRegistry {
     this.received++;
     // Received time on our clock: staleness must not depend on the sender's clock.
     this.seen.set(msg.service, { msg, lastSeen: this.now() });
+  }
+
+  /** The stored heartbeats for `/metrics`. */
+  snapshot(): StatusSnapshot {
+    const now = this.now();
+    const services = new Map<string, StatusEntry>();
+    for (const [name, { msg, lastSeen }] of this.seen) {
+      if (name === this.self?.name) continue;
+      services.set(name, { msg, lastSeen, stale: now - lastSeen > STALE_INTERVALS * msg.interval_ms });
+    }
+    const self = this.self ? { name: this.self.name, since: this.self.since, metrics: this.self.metrics() } : undefined;
+    return { now, services, expected: this.expected, ...(self ? { self } : {}) };
   }
 
   report(): HealthReport {

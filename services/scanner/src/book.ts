@@ -31,6 +31,11 @@ export class L2Book {
   trusted = true;
   hash: string | undefined;
   venueTs = 0;
+  /** Where the last snapshot came from: REST answers can be newer than WS deltas still in flight. */
+  snapshotOrigin: 'ws' | 'rest' = 'ws';
+  /** Best prices, kept up to date incrementally: only removing the best level needs a scan. */
+  private bestBid: bigint | null = null;
+  private bestAsk: bigint | null = null;
 
   constructor(
     readonly tokenId: string,
@@ -43,6 +48,8 @@ export class L2Book {
     this.asks.clear();
     for (const l of bids) setLevel(this.bids, l.price, l.size);
     for (const l of asks) setLevel(this.asks, l.price, l.size);
+    this.bestBid = scanBest(this.bids, true);
+    this.bestAsk = scanBest(this.asks, false);
     this.hasSnapshot = true;
     this.trusted = true;
     this.hash = hash;
@@ -51,7 +58,23 @@ export class L2Book {
 
   /** `size` is the new aggregate size at `price`; "0" (or absent) removes the level. */
   applyChange(side: 'BUY' | 'SELL', price: string, size: string | undefined, ts: number, hash?: string): void {
-    setLevel(side === 'BUY' ? this.bids : this.asks, price, size ?? '0');
+    const p = toMicros(price);
+    const s = toMicros(size ?? '0');
+    if (side === 'BUY') {
+      if (s <= 0n) {
+        this.bids.delete(p);
+        if (p === this.bestBid) this.bestBid = scanBest(this.bids, true);
+      } else {
+        this.bids.set(p, s);
+        if (this.bestBid === null || p > this.bestBid) this.bestBid = p;
+      }
+    } else if (s <= 0n) {
+      this.asks.delete(p);
+      if (p === this.bestAsk) this.bestAsk = scanBest(this.asks, false);
+    } else {
+      this.asks.set(p, s);
+      if (this.bestAsk === null || p < this.bestAsk) this.bestAsk = p;
+    }
     if (hash !== undefined) this.hash = hash;
     this.venueTs = ts;
   }
@@ -60,14 +83,13 @@ export class L2Book {
   invalidate(): void {
     this.bids.clear();
     this.asks.clear();
+    this.bestBid = this.bestAsk = null;
     this.hasSnapshot = false;
   }
 
   top(): TopOfBook {
-    let bid: bigint | null = null;
-    let ask: bigint | null = null;
-    for (const p of this.bids.keys()) if (bid === null || p > bid) bid = p;
-    for (const p of this.asks.keys()) if (ask === null || p < ask) ask = p;
+    const bid = this.bestBid;
+    const ask = this.bestAsk;
     return {
       bid,
       ask,
@@ -78,8 +100,7 @@ export class L2Book {
 
   /** Best bid at or above best ask: impossible on a real book, so ours has missed something. */
   isCrossed(): boolean {
-    const t = this.top();
-    return t.bid !== null && t.ask !== null && t.bid >= t.ask;
+    return this.bestBid !== null && this.bestAsk !== null && this.bestBid >= this.bestAsk;
   }
 
   /** Up to `depth` levels per side, best first (bids descending, asks ascending). */
@@ -91,6 +112,12 @@ export class L2Book {
       asks: asks.map(([p, s]) => [num(p), num(s)]),
     };
   }
+}
+
+function scanBest(side: Map<bigint, bigint>, highest: boolean): bigint | null {
+  let best: bigint | null = null;
+  for (const p of side.keys()) if (best === null || (highest ? p > best : p < best)) best = p;
+  return best;
 }
 
 function setLevel(side: Map<bigint, bigint>, price: string, size: string): void {

@@ -1,62 +1,35 @@
 import { BusPublisher, BusReplier } from '@polybot/bus';
-import { serviceConfig, venueUrls, type Service, type ServiceContext } from '@polybot/core';
-import {
-  GammaClient,
-  getBook,
-  MarketWsClient,
-  toMarketInfo,
-  type BookSummary,
-  type MarketInfo,
-  type MarketWsStatus,
-  type WsBook,
-  type WsLastTradePrice,
-  type WsMarketEvent,
-  type WsPriceChange,
-  type WsTickSizeChange,
-} from '@polybot/polymarket';
-import {
-  topics,
-  toMicros,
-  type BookMessage,
-  type BookStatusMessage,
-  type PriceMessage,
-  type RpcResult,
-  type TradeMessage,
-  type Unstamped,
-} from '@polybot/protocol';
-import Type, { type Static } from 'typebox';
-import { L2Book, microsToNumber, midMicros } from './book.js';
+import { venueUrls, type Service, type ServiceContext } from '@polybot/core';
+import { GammaClient, type MarketInfo, type MarketWsStatus } from '@polybot/polymarket';
+import type { BusMessage, RpcResult, Unstamped } from '@polybot/protocol';
+import { csv, DiscoveryAdapter } from './adapters/gamma.js';
+import { MarketChannelAdapter } from './adapters/market-ws.js';
+import { BookKeeper, type TokenInfo } from './books.js';
+import type { ScannerConfig } from './config.js';
+import { TypeMetrics } from './metrics.js';
+import type { RawFrame } from './pipeline/types.js';
+import { processGammaFrame } from './processors/gamma.js';
+import { processMarketFrame, processRestBook, type FrameResult } from './processors/market.js';
 import { MarketRegistry } from './registry.js';
 
 export { L2Book } from './book.js';
+export { BookKeeper } from './books.js';
+export { ScannerConfig } from './config.js';
 export { MarketRegistry, SCANNER_MIGRATIONS } from './registry.js';
+export { processMarketFrame, processRestBook, PROCESSORS, type NormalizedEvent } from './processors/market.js';
+export type { RawFrame, RecordingRecord } from './pipeline/types.js';
 
-export const ScannerConfig = serviceConfig({
-  POLYBOT_SCANNER_MAX_MARKETS: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }),
-  POLYBOT_SCANNER_DISCOVERY_INTERVAL_MS: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 60_000 }),
-  POLYBOT_SCANNER_STALE_MS: Type.Integer({ minimum: 500, maximum: 600_000, default: 30_000 }),
-});
-export type ScannerConfig = Static<typeof ScannerConfig>;
-
-/** Depth published on `book.<token_id>`. */
-const BOOK_DEPTH = 20;
+const REST_TIMEOUT_MS = 5000;
 /** A token is re-snapshotted over REST at most this often. */
 const RESNAPSHOT_MIN_INTERVAL_MS = 2000;
-const REST_TIMEOUT_MS = 5000;
-
-interface TokenInfo {
-  conditionId: string;
-  outcome: string;
-}
-
-function venueTs(ts: string | undefined): number {
-  const n = Number(ts);
-  return Number.isFinite(n) && n >= 0 ? n : Date.now();
-}
+/** REST snapshots in flight at once: a reconnect of 200 assets must not burst the venue's limits. */
+const RESNAPSHOT_CONCURRENCY = 8;
 
 /**
- * Market data service: discovers markets on Gamma, keeps them in SQLite, follows their books on the
- * market WebSocket and publishes top of book, depth and trades on `prices.pub`.
+ * Market data service. Adapters (Gamma discovery, the sharded market channel, REST re-snapshots)
+ * hand raw frames to one pipeline; processors normalize them; the book keeper applies them and
+ * publishes top of book, depth, trades and trust changes on `prices.pub`; late joiners ask
+ * `scanner.rep` for `books.snapshot`.
  */
 export function createScannerService(ctx: ServiceContext<ScannerConfig>): Service {
   const cfg = ctx.config;
@@ -67,332 +40,174 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
 
   let registry: MarketRegistry | undefined;
   let publisher: BusPublisher | undefined;
-  let ws: MarketWsClient | undefined;
-  let wsStarted = false;
-  let stopped = false;
-  let discoveryTimer: NodeJS.Timeout | undefined;
-  let discovering: Promise<void> | undefined;
-
-  const markets = new Map<string, MarketInfo>();
-  const tokens = new Map<string, TokenInfo>();
-  const books = new Map<string, L2Book>();
-  const resnapInFlight = new Set<string>();
-  const lastResnapAt = new Map<string, number>();
-  const pending = new Set<Promise<unknown>>();
-  /** Trust last announced on `book.status.<token>`; a change is published, repeats are not. */
-  const announcedTrust = new Map<string, boolean>();
   let replier: BusReplier | undefined;
+  let market: MarketChannelAdapter | undefined;
+  let discovery: DiscoveryAdapter | undefined;
+  let watchdog: NodeJS.Timeout | undefined;
+  let flusher: NodeJS.Timeout | undefined;
+  let stopped = false;
 
-  const counters = {
-    events: 0,
-    published: 0,
-    trades: 0,
-    crossed: 0,
-    resnapshots: 0,
-    resnapshotErrors: 0,
-    deltasWithoutSnapshot: 0,
-    unknownTokens: 0,
-    discoveries: 0,
-    discoveryErrors: 0,
-    invalidMarkets: 0,
-    untrustedTransitions: 0,
-  };
-  let lastEventAt = 0;
-  let lastDiscoveryError: string | undefined;
-  let rate = { at: Date.now(), events: 0, perSec: 0 };
+  /** Markets from discovery and markets pinned by others (rounds); books follow the union. */
+  let discovered: MarketInfo[] = [];
+  const pinned = new Map<string, MarketInfo>();
+  const metrics = new TypeMetrics();
+  const counters = { frames: 0, invalid_frames: 0, unknown_events: 0, resnapshot_errors: 0, rest_queue: 0, gamma_frames: 0 };
+  const unknownLogged = new Set<string>();
+  const invalidLogged = new Set<string>();
 
-  // -------------------------------------------------------------- publishing
+  const publish = <M extends BusMessage>(topic: string, msg: Unstamped<M>): boolean => publisher?.publish(topic, msg) ?? false;
 
-  function publishBook(book: L2Book): void {
-    const info = tokens.get(book.tokenId);
-    if (!info || !publisher) return;
-    const t = book.top();
-    const price: Unstamped<PriceMessage> = {
-      type: 'price',
-      token_id: book.tokenId,
-      market: info.conditionId,
-      outcome: info.outcome,
-      bid: t.bid === null ? null : microsToNumber(t.bid),
-      ask: t.ask === null ? null : microsToNumber(t.ask),
-      mid: t.bid !== null && t.ask !== null ? microsToNumber(midMicros(t.bid, t.ask)) : null,
-      bid_size: microsToNumber(t.bidSize),
-      ask_size: microsToNumber(t.askSize),
-      venue_ts: book.venueTs,
-    };
-    const { bids, asks } = book.levels(BOOK_DEPTH);
-    const tick = Number(book.tickSize);
-    const depth: Unstamped<BookMessage> = {
-      type: 'book',
-      token_id: book.tokenId,
-      market: info.conditionId,
-      bids,
-      asks,
-      tick_size: tick > 0 && tick <= 1 ? tick : 0.01,
-      ...(book.hash ? { hash: book.hash.slice(0, 128) } : {}),
-      venue_ts: book.venueTs,
-    };
-    if (publisher.publish(topics.price(book.tokenId), price)) counters.published++;
-    publisher.publish(topics.book(book.tokenId), depth);
-  }
+  // -------------------------------------------------------------- REST re-snapshots
 
-  /** Tells consumers when a book stops or starts being usable (only on a change). */
-  function announceTrust(book: L2Book, reason: string): void {
-    const info = tokens.get(book.tokenId);
-    if (!info || !publisher) return;
-    const trusted = book.trusted && book.hasSnapshot;
-    if (announcedTrust.get(book.tokenId) === trusted) return;
-    // A book never announced and trusted from its first snapshot needs no message: trust is the default.
-    if (!announcedTrust.has(book.tokenId) && trusted) {
-      announcedTrust.set(book.tokenId, true);
-      return;
-    }
-    announcedTrust.set(book.tokenId, trusted);
-    if (!trusted) counters.untrustedTransitions++;
-    const msg: Unstamped<BookStatusMessage> = {
-      type: 'book_status',
-      token_id: book.tokenId,
-      market: info.conditionId,
-      trusted,
-      reason,
-      venue_ts: book.venueTs,
-    };
-    publisher.publish(topics.bookStatus(book.tokenId), msg);
-  }
+  const lastResnapAt = new Map<string, number>();
+  const restQueue: string[] = [];
+  const restQueued = new Set<string>();
+  let restInFlight = 0;
+  const pending = new Set<Promise<unknown>>();
 
-  /** After any change: a crossed book is not published but rebuilt from REST. */
-  function afterChange(book: L2Book, reason = 'snapshot'): void {
-    if (book.isCrossed()) {
-      if (book.trusted) {
-        counters.crossed++;
-        log.warn({ token_id: book.tokenId }, 'book crossed after an update; re-snapshotting over REST');
-      }
-      book.trusted = false;
-      announceTrust(book, 'crossed');
-      requestResnapshot(book.tokenId);
-      return;
-    }
-    announceTrust(book, reason);
-    if (book.trusted && book.hasSnapshot) publishBook(book);
-  }
-
-  /** `books.snapshot` over scanner.rep: what a late joiner applies before the stream's newer updates. */
-  function snapshotBooks(params: Record<string, unknown>): RpcResult<'books.snapshot'> {
-    const ids = (params.token_ids as string[] | undefined) ?? [...books.keys()];
-    const depth = (params.depth as number | undefined) ?? BOOK_DEPTH;
-    const out: RpcResult<'books.snapshot'>['books'] = [];
-    for (const id of ids) {
-      const book = books.get(id);
-      const info = tokens.get(id);
-      if (!book || !info || !book.hasSnapshot) continue;
-      const { bids, asks } = book.levels(depth);
-      const tick = Number(book.tickSize);
-      out.push({
-        token_id: id,
-        market: info.conditionId,
-        trusted: book.trusted,
-        bids,
-        asks,
-        tick_size: tick > 0 && tick <= 1 ? tick : 0.01,
-        ...(book.hash ? { hash: book.hash.slice(0, 128) } : {}),
-        venue_ts: book.venueTs,
-      });
-    }
-    return { seq: publisher?.stats.seq ?? 0, books: out };
-  }
-
-  function requestResnapshot(tokenId: string): void {
+  function requestSnapshot(tokenId: string): void {
     const now = Date.now();
-    if (stopped || resnapInFlight.has(tokenId) || now - (lastResnapAt.get(tokenId) ?? 0) < RESNAPSHOT_MIN_INTERVAL_MS) return;
-    resnapInFlight.add(tokenId);
-    lastResnapAt.set(tokenId, now);
-    const p = getBook(urls.clob, tokenId, { timeoutMs: REST_TIMEOUT_MS })
-      .then((b: BookSummary) => {
-        const book = books.get(tokenId);
-        if (stopped || !book) return;
-        const ts = venueTs(b.timestamp);
-        // A WS snapshot that arrived meanwhile is newer than what REST answered.
-        if (book.hasSnapshot && book.trusted && ts < book.venueTs) return;
-        book.applySnapshot(b.bids, b.asks, ts, b.hash);
-        if (b.tick_size) book.tickSize = b.tick_size;
-        counters.resnapshots++;
-        afterChange(book);
-      })
-      .catch((err: unknown) => {
-        counters.resnapshotErrors++;
-        log.warn({ token_id: tokenId, err: (err as Error).message }, 're-snapshot failed');
-      })
-      .finally(() => {
-        resnapInFlight.delete(tokenId);
-        pending.delete(p);
-      });
-    pending.add(p);
+    if (stopped || restQueued.has(tokenId) || now - (lastResnapAt.get(tokenId) ?? -Infinity) < RESNAPSHOT_MIN_INTERVAL_MS) return;
+    restQueued.add(tokenId);
+    restQueue.push(tokenId);
+    pumpRest();
   }
 
-  // -------------------------------------------------------------- venue events
-
-  function onBook(ev: WsBook): void {
-    const book = books.get(ev.asset_id);
-    if (!book) {
-      counters.unknownTokens++;
-      return;
+  function pumpRest(): void {
+    while (!stopped && restInFlight < RESNAPSHOT_CONCURRENCY && restQueue.length > 0) {
+      const tokenId = restQueue.shift()!;
+      restInFlight++;
+      lastResnapAt.set(tokenId, Date.now());
+      const url = `${urls.clob}/book?token_id=${encodeURIComponent(tokenId)}`;
+      const p = fetch(url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(REST_TIMEOUT_MS) })
+        .then(async (res) => {
+          const text = await res.text();
+          if (!res.ok) throw new Error(`GET ${url} answered HTTP ${res.status}: ${text.slice(0, 200)}`);
+          if (!stopped && books.tokens.has(tokenId)) ingest({ source: 'rest_book', conn: 0, recvTs: Date.now(), data: text });
+        })
+        .catch((err: unknown) => {
+          counters.resnapshot_errors++;
+          log.warn({ token_id: tokenId, err: (err as Error).message }, 're-snapshot failed');
+        })
+        .finally(() => {
+          restInFlight--;
+          restQueued.delete(tokenId);
+          pending.delete(p);
+          pumpRest();
+        });
+      pending.add(p);
     }
-    book.applySnapshot(ev.bids, ev.asks, venueTs(ev.timestamp), ev.hash);
-    if (ev.tick_size) book.tickSize = ev.tick_size;
-    afterChange(book);
   }
 
-  function onPriceChange(ev: WsPriceChange): void {
-    const ts = venueTs(ev.timestamp);
-    const touched = new Set<L2Book>();
-    for (const ch of ev.price_changes) {
-      const book = books.get(ch.asset_id);
-      if (!book) {
-        counters.unknownTokens++;
-        continue;
+  // -------------------------------------------------------------- books and pipeline
+
+  const books = new BookKeeper({
+    publish,
+    requestSnapshot: (id) => requestSnapshot(id),
+    bookIntervalMs: cfg.POLYBOT_SCANNER_BOOK_INTERVAL_MS,
+    depth: cfg.POLYBOT_SCANNER_BOOK_DEPTH,
+    onTickSize: (conditionId, tick) => {
+      try {
+        registry?.setTickSize(conditionId, tick);
+      } catch (err) {
+        log.warn({ err }, 'could not store tick size change');
       }
-      if (!book.hasSnapshot) {
-        // Deltas need a base; fetch one rather than wait for a `book` that may never come.
-        counters.deltasWithoutSnapshot++;
-        requestResnapshot(book.tokenId);
-        continue;
+    },
+    log,
+  });
+
+  /** Recomputes the followed token set from discovery + pinned markets. */
+  function applyMarkets(): void {
+    const all = new Map<string, MarketInfo>();
+    for (const m of discovered) all.set(m.conditionId, m);
+    for (const [id, m] of pinned) all.set(id, m);
+    const tokens = new Map<string, TokenInfo>();
+    for (const m of all.values()) {
+      for (const t of m.tokens) {
+        // A book keeps the tick size learnt from the stream over Gamma's possibly older value.
+        const known = books.tokens.get(t.tokenId);
+        tokens.set(t.tokenId, { conditionId: m.conditionId, outcome: t.outcome, tickSize: known?.tickSize ?? m.tickSize });
       }
-      book.applyChange(ch.side, ch.price, ch.size, ts, ch.hash);
-      touched.add(book);
     }
-    for (const book of touched) afterChange(book);
+    const { added, removed } = books.setTokens(tokens);
+    market?.setAssets(tokens.keys());
+    if (added.length || removed.length) log.info({ markets: all.size, added: added.length, removed: removed.length }, 'followed markets changed');
   }
 
-  function onTrade(ev: WsLastTradePrice): void {
-    const info = tokens.get(ev.asset_id);
-    if (!info || !publisher) {
-      counters.unknownTokens++;
-      return;
+  function countResult(res: FrameResult): void {
+    for (const bad of res.invalid) {
+      metrics.invalid(bad.type);
+      if (!invalidLogged.has(bad.type)) {
+        invalidLogged.add(bad.type);
+        log.warn({ event_type: bad.type, reason: bad.reason }, 'invalid market event skipped (logged once per type; counted)');
+      }
     }
-    // The trade schema needs a side; the venue has always sent one, but it is not documented.
-    if (!ev.side) return;
-    const msg: Unstamped<TradeMessage> = {
-      type: 'trade',
-      token_id: ev.asset_id,
-      market: info.conditionId,
-      price: microsToNumber(toMicros(ev.price)),
-      size: ev.size ? microsToNumber(toMicros(ev.size)) : 0,
-      side: ev.side,
-      venue_ts: venueTs(ev.timestamp),
-    };
-    if (publisher.publish(topics.trade(ev.asset_id), msg)) counters.trades++;
+    for (const type of res.unknown) {
+      counters.unknown_events++;
+      if (!unknownLogged.has(type) && unknownLogged.size < 100) {
+        unknownLogged.add(type);
+        log.info({ event_type: type }, 'unknown market event type skipped (logged once; counted)');
+      }
+    }
   }
 
-  function onTickSize(ev: WsTickSizeChange): void {
-    const info = tokens.get(ev.asset_id);
-    if (!info) {
-      counters.unknownTokens++;
-      return;
+  function applyEvents(res: FrameResult): void {
+    countResult(res);
+    for (const ev of res.events) {
+      books.apply(ev);
+      metrics.event(ev.type, Date.now() - ev.venueTs);
     }
-    const m = markets.get(info.conditionId);
-    if (m) m.tickSize = ev.new_tick_size;
-    for (const t of m?.tokens ?? []) {
-      const b = books.get(t.tokenId);
-      if (b) b.tickSize = ev.new_tick_size;
-    }
+  }
+
+  /** Every raw frame, live or replayed, enters here. */
+  function ingest(frame: RawFrame): void {
+    counters.frames++;
     try {
-      registry?.setTickSize(info.conditionId, ev.new_tick_size);
+      switch (frame.source) {
+        case 'market':
+          applyEvents(processMarketFrame(frame.data, frame.recvTs));
+          books.flush(frame.recvTs);
+          return;
+        case 'rest_book':
+          applyEvents(processRestBook(frame.data, frame.recvTs));
+          return;
+        case 'gamma': {
+          const found = processGammaFrame(frame.data);
+          if (typeof found === 'string') {
+            counters.invalid_frames++;
+            log.warn({ reason: found }, 'invalid market list skipped');
+            return;
+          }
+          counters.gamma_frames++;
+          discovered = found;
+          registry?.upsert(found);
+          applyMarkets();
+          return;
+        }
+        default:
+          return;
+      }
     } catch (err) {
-      log.warn({ err }, 'could not store tick size change');
-    }
-    log.info({ market: info.conditionId, old: ev.old_tick_size, new: ev.new_tick_size }, 'tick size changed');
-    const book = books.get(ev.asset_id);
-    if (book) afterChange(book);
-  }
-
-  function onEvent(ev: WsMarketEvent): void {
-    counters.events++;
-    lastEventAt = Date.now();
-    switch (ev.event_type) {
-      case 'book':
-        return onBook(ev);
-      case 'price_change':
-        return onPriceChange(ev);
-      case 'last_trade_price':
-        return onTrade(ev);
-      case 'tick_size_change':
-        return onTickSize(ev);
+      // A processor bug must not take the feed down; the frame is counted and skipped.
+      counters.invalid_frames++;
+      if (counters.invalid_frames <= 5) log.error({ err, source: frame.source }, 'frame processing failed');
     }
   }
 
-  function onStatus(s: MarketWsStatus): void {
+  function onShardStatus(shard: number, s: MarketWsStatus, assets: readonly string[]): void {
     if (s.state === 'closed') {
-      // Deltas across a gap would corrupt the books; the resubscribe brings fresh snapshots.
-      for (const b of books.values()) {
-        b.invalidate();
-        announceTrust(b, 'disconnected');
-      }
-      log.warn({ reason: s.reason }, 'market ws disconnected');
+      books.disconnected(assets, Date.now());
+      log.warn({ shard, reason: s.reason, assets: assets.length }, 'market ws shard disconnected');
     }
   }
 
-  // -------------------------------------------------------------- discovery
-
-  async function discover(): Promise<void> {
-    try {
-      const res = await gamma.listMarkets({ active: true, closed: false, limit: cfg.POLYBOT_SCANNER_MAX_MARKETS });
-      counters.invalidMarkets += res.invalid;
-      const found: MarketInfo[] = [];
-      for (const gm of res.markets) {
-        if (gm.enableOrderBook === false) continue;
-        const m = toMarketInfo(gm);
-        if (!m.active || m.closed || m.tokens.length === 0) continue;
-        found.push(m);
-      }
-      if (stopped) return;
-      registry?.upsert(found);
-      const wanted = new Map<string, TokenInfo>();
-      for (const m of found) for (const t of m.tokens) wanted.set(t.tokenId, { conditionId: m.conditionId, outcome: t.outcome });
-      const added = [...wanted.keys()].filter((t) => !tokens.has(t));
-      const removed = [...tokens.keys()].filter((t) => !wanted.has(t));
-      markets.clear();
-      for (const m of found) {
-        markets.set(m.conditionId, m);
-        for (const t of m.tokens) {
-          tokens.set(t.tokenId, wanted.get(t.tokenId)!);
-          // An existing book keeps the tick size learnt from the stream over Gamma's possibly older value.
-          if (!books.has(t.tokenId)) books.set(t.tokenId, new L2Book(t.tokenId, m.tickSize));
-        }
-      }
-      for (const t of removed) {
-        tokens.delete(t);
-        books.delete(t);
-        lastResnapAt.delete(t);
-      }
-      if (ws) {
-        if (removed.length) ws.unsubscribe(removed);
-        if (added.length) ws.subscribe(added);
-        if (!wsStarted && ws.subscriptions.length > 0) {
-          wsStarted = true;
-          ws.start();
-        }
-      }
-      counters.discoveries++;
-      lastDiscoveryError = undefined;
-      if (added.length || removed.length) {
-        log.info({ markets: found.length, added: added.length, removed: removed.length, invalid: res.invalid }, 'markets discovered');
-      }
-    } catch (err) {
-      counters.discoveryErrors++;
-      lastDiscoveryError = (err as Error).message;
-      log.warn({ err: lastDiscoveryError }, 'market discovery failed');
+  /** Per-asset watchdog: a quiet asset on a live connection is checked against REST. */
+  function checkQuietAssets(): void {
+    const now = Date.now();
+    for (const id of books.quietTokens(now - cfg.POLYBOT_SCANNER_ASSET_STALE_MS)) {
+      books.touch(id, now);
+      requestSnapshot(id);
     }
-  }
-
-  function scheduleDiscovery(): void {
-    if (stopped) return;
-    // Retry sooner while discovery keeps failing (e.g. the venue is still starting).
-    const delay = lastDiscoveryError ? Math.min(cfg.POLYBOT_SCANNER_DISCOVERY_INTERVAL_MS, 5000) : cfg.POLYBOT_SCANNER_DISCOVERY_INTERVAL_MS;
-    discoveryTimer = setTimeout(() => {
-      discovering = discover().finally(() => {
-        discovering = undefined;
-        scheduleDiscovery();
-      });
-    }, delay);
   }
 
   // -------------------------------------------------------------- lifecycle
@@ -402,31 +217,55 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
       registry = new MarketRegistry(ctx.paths.polybotDb);
       publisher = new BusPublisher({ endpoint: ctx.endpoints['prices.pub'], mode: 'bind', src: 'scanner', log });
       await publisher.start();
-      replier = new BusReplier({ endpoint: ctx.endpoints['scanner.rep'], src: 'scanner', log, handlers: { 'books.snapshot': snapshotBooks } });
+      replier = new BusReplier({
+        endpoint: ctx.endpoints['scanner.rep'],
+        src: 'scanner',
+        log,
+        handlers: {
+          'books.snapshot': (p: Record<string, unknown>): RpcResult<'books.snapshot'> =>
+            books.snapshot(p.token_ids as string[] | undefined, (p.depth as number | undefined) ?? cfg.POLYBOT_SCANNER_BOOK_DEPTH, publisher?.stats.seq ?? 0),
+        },
+      });
       await replier.start();
-      ws = new MarketWsClient({
+      market = new MarketChannelAdapter({
         url: urls.ws,
-        onEvent,
-        onStatus,
-        log: log.child({ component: 'market-ws' }),
+        sink: ingest,
+        shardSize: cfg.POLYBOT_SCANNER_SHARD_SIZE,
         staleMs,
-        // Heartbeats well inside the stale window keep a quiet but healthy link from looking dead.
-        pingIntervalMs: Math.max(100, Math.min(10_000, Math.floor(staleMs / 3))),
+        pingIntervalMs: Math.min(cfg.POLYBOT_SCANNER_PING_MS, Math.max(50, Math.floor(staleMs / 3))),
+        onShardStatus,
+        log: log.child({ component: 'market-ws' }),
+      });
+      discovery = new DiscoveryAdapter({
+        gamma,
+        selection: {
+          watch: csv(cfg.POLYBOT_SCANNER_WATCH),
+          tags: csv(cfg.POLYBOT_SCANNER_TAGS),
+          series: csv(cfg.POLYBOT_SCANNER_SERIES),
+          minVolume: cfg.POLYBOT_SCANNER_MIN_VOLUME,
+          minLiquidity: cfg.POLYBOT_SCANNER_MIN_LIQUIDITY,
+          endWithinHours: cfg.POLYBOT_SCANNER_END_WITHIN_HOURS,
+          maxMarkets: cfg.POLYBOT_SCANNER_MAX_MARKETS,
+        },
+        intervalMs: cfg.POLYBOT_SCANNER_DISCOVERY_INTERVAL_MS,
+        sink: ingest,
+        log,
       });
       log.info({ gamma: urls.gamma, clob: urls.clob, ws: urls.ws }, 'scanner starting');
-      discovering = discover().finally(() => {
-        discovering = undefined;
-      });
-      await discovering;
-      scheduleDiscovery();
+      market.start();
+      await discovery.start();
+      watchdog = setInterval(checkQuietAssets, Math.max(1000, Math.floor(cfg.POLYBOT_SCANNER_ASSET_STALE_MS / 4)));
+      // Depth held back by the book interval goes out even when no further frame arrives.
+      if (cfg.POLYBOT_SCANNER_BOOK_INTERVAL_MS > 0) flusher = setInterval(() => books.flush(Date.now()), cfg.POLYBOT_SCANNER_BOOK_INTERVAL_MS);
     },
 
     async stop() {
       if (stopped) return;
       stopped = true;
-      if (discoveryTimer) clearTimeout(discoveryTimer);
-      await discovering?.catch(() => undefined);
-      await ws?.close();
+      if (watchdog) clearInterval(watchdog);
+      if (flusher) clearInterval(flusher);
+      await discovery?.stop();
+      await market?.stop();
       await Promise.allSettled([...pending]);
       await replier?.close();
       await publisher?.close(500);
@@ -435,41 +274,54 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
 
     metrics() {
       const now = Date.now();
-      if (now - rate.at >= 1000) {
-        rate = { at: now, events: counters.events, perSec: ((counters.events - rate.events) * 1000) / (now - rate.at) };
-      }
-      const s = ws?.stats;
-      let trustedBooks = 0;
-      for (const b of books.values()) if (b.hasSnapshot && b.trusted) trustedBooks++;
+      const m = market?.stats() ?? {};
+      const d = discovery?.stats() ?? {};
+      const p = publisher?.stats;
+      const perType = metrics.snapshot(now);
+      let rate = 0;
+      for (const [k, v] of Object.entries(perType)) if (k.startsWith('events_per_s:')) rate += v;
       return {
-        events_per_s: Math.round(rate.perSec * 10) / 10,
-        events: counters.events,
-        markets: markets.size,
-        tokens: tokens.size,
-        books: trustedBooks,
-        published_prices: counters.published,
-        trades: counters.trades,
-        reconnects: s?.reconnects ?? 0,
-        invalid_frames: s?.invalid ?? 0,
-        unknown_events: s?.unknown ?? 0,
-        stale_reconnects: s?.stale ?? 0,
-        crossed_books: counters.crossed,
-        resnapshots: counters.resnapshots,
-        untrusted_transitions: counters.untrustedTransitions,
-        resnapshot_errors: counters.resnapshotErrors,
-        discovery_errors: counters.discoveryErrors,
-        invalid_markets: counters.invalidMarkets,
-        last_event_age_ms: lastEventAt === 0 ? -1 : now - lastEventAt,
-        ws_state: s?.state ?? 'closed',
+        events_per_s: Math.round(rate * 10) / 10,
+        events: metrics.total(),
+        ...perType,
+        markets: discovered.length + pinned.size,
+        tokens: books.tokens.size,
+        books: books.trustedCount(),
+        untrusted_books: books.tokens.size - books.trustedCount(),
+        untrusted_seconds_total: Math.round(books.untrustedMs() / 100) / 10,
+        published_prices: books.counters.published_prices,
+        published_books: books.counters.published_books,
+        trades: books.counters.trades,
+        reconnects: m.reconnects ?? 0,
+        stale_reconnects: m.stale_reconnects ?? 0,
+        shards: m.shards ?? 0,
+        shards_connected: m.shards_connected ?? 0,
+        frames: counters.frames,
+        invalid_frames: counters.invalid_frames,
+        unknown_events: counters.unknown_events,
+        dropped_messages: p?.dropped ?? 0,
+        crossed_books: books.counters.crossed,
+        out_of_order: books.counters.out_of_order,
+        top_mismatch: books.counters.top_mismatch,
+        tick_size_changes: books.counters.tick_size_changes,
+        resnapshots: books.counters.resnapshots,
+        rest_mismatch: books.counters.rest_mismatch,
+        resnapshot_errors: counters.resnapshot_errors,
+        untrusted_transitions: books.counters.untrusted_transitions,
+        discovery_errors: d.discovery_errors ?? 0,
+        invalid_markets: d.invalid_markets ?? 0,
+        last_data_age_ms: market && market.assets > 0 ? market.maxDataAgeMs : -1,
       };
     },
 
     health() {
-      if (tokens.size === 0) {
-        return { state: 'degraded', message: lastDiscoveryError ? `market discovery failing: ${lastDiscoveryError}` : 'no markets discovered yet' };
+      if (books.tokens.size === 0) {
+        const err = discovery?.lastError;
+        return { state: 'degraded', message: err ? `market discovery failing: ${err}` : 'no markets discovered yet' };
       }
-      if (!ws?.connected) return { state: 'degraded', message: 'market websocket disconnected' };
-      if (ws.lastFrameAgeMs > staleMs) return { state: 'degraded', message: `market websocket stale (${ws.lastFrameAgeMs} ms without a frame)` };
+      if (!market?.connected) return { state: 'degraded', message: 'market websocket disconnected' };
+      const age = market.maxDataAgeMs;
+      if (age > staleMs) return { state: 'degraded', message: `market websocket stale (${age} ms without data)` };
       return { state: 'running' };
     },
   };

@@ -37,7 +37,8 @@ const wsBookSample = sampleJson('ws_market/book_recorded_2024.json');
 const restBookSample = sampleJson('rest/clob_book_recorded_2024.json');
 const bookFor = (tokenId: string) => ({ ...wsBookSample, asset_id: tokenId, market: cond(1), timestamp: String(Date.now()) });
 
-let ts = Date.now();
+// Deltas are stamped after every snapshot the fake venue serves (those carry the current time).
+let ts = Date.now() + 3_600_000;
 function priceChange(changes: Array<{ asset_id: string; price: string; size: string; side: 'BUY' | 'SELL' }>) {
   // Current (post 2025-09-15) shape, taken from the synthetic sample and re-addressed.
   const base = sampleJson('ws_market/price_change_array_synthetic.json');
@@ -171,7 +172,8 @@ describe('scanner service against a fake venue', () => {
     await waitFor(() => venue.received.some((r) => r.frame.type === 'market'), { what: 'subscribe frame' });
     const first = venue.received.find((r) => r.frame.type === 'market')!.frame;
     expect([...(first.assets_ids as string[])].sort()).toEqual([A, B, tok(2, 1), tok(2, 2)].sort());
-    expect(first.custom_feature_enabled).toBe(false);
+    // best_bid_ask, new_market and market_resolved come only with the custom feature.
+    expect(first.custom_feature_enabled).toBe(true);
     // The first snapshots may race the subscriber's join; resend until one arrives.
     await waitFor(
       () => {

@@ -1,0 +1,538 @@
+import {
+  topics,
+  toMicros,
+  type BookMessage,
+  type BookStatusMessage,
+  type BusMessage,
+  type MarketMessage,
+  type PriceMessage,
+  type RpcResult,
+  type TradeMessage,
+  type Unstamped,
+} from '@polybot/protocol';
+import { L2Book, microsToNumber, midMicros } from './book.js';
+import type { NBook, NBestBidAsk, NLastTrade, NMarketResolved, NNewMarket, NormalizedEvent, NPriceChange, NTickSizeChange } from './processors/market.js';
+
+/** Depth published on `book.<token_id>` by default. */
+export const BOOK_DEPTH = 20;
+
+export interface TokenInfo {
+  conditionId: string;
+  outcome: string;
+  tickSize: string;
+}
+
+export type Publish = <M extends BusMessage>(topic: string, msg: Unstamped<M>) => boolean;
+
+export interface BookKeeperOptions {
+  publish: Publish;
+  /** Asks for a fresh REST snapshot of a token; its answer comes back as a `rest` book event. */
+  requestSnapshot: (tokenId: string, reason: string) => void;
+  /** Most often `book.<token>` depth is published per token (ms of pipeline time); 0 = every change. */
+  bookIntervalMs: number;
+  depth?: number;
+  onTickSize?: (conditionId: string, tickSize: string) => void;
+  onResolved?: (ev: NMarketResolved) => void;
+  log: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
+}
+
+/** Why a book stopped being trusted; counted per reason. */
+export type UntrustReason = 'crossed' | 'out_of_order' | 'disconnected' | 'tick_size' | 'top_mismatch' | 'stale_asset';
+
+interface BookState {
+  book: L2Book;
+  /** Top of book last published on `price.<token>`, to publish on change only. */
+  lastTop?: string;
+  lastBookAt: number;
+  bookDirty: boolean;
+  /** Pipeline time since which the book has been untrusted (for untrusted-seconds). */
+  untrustedSince?: number;
+  /** Trust last announced on `book.status.<token>`. */
+  announced?: boolean;
+  /** Our receive time of the last event for this token (per-asset staleness). */
+  lastEventAt: number;
+}
+
+/**
+ * The scanner's local books: applies normalized events, decides when a book can be trusted,
+ * asks for REST re-snapshots when it cannot, and publishes top of book, depth, trades and trust
+ * changes. Time comes from the events (their receive time), never from a clock, so a replay
+ * publishes exactly what the live run did.
+ */
+export class BookKeeper {
+  readonly tokens = new Map<string, TokenInfo>();
+  private readonly states = new Map<string, BookState>();
+  private readonly depth: number;
+  private now = 0;
+  readonly counters = {
+    published_prices: 0,
+    published_books: 0,
+    trades: 0,
+    resnapshots: 0,
+    stale_updates: 0,
+    deltas_without_snapshot: 0,
+    unknown_tokens: 0,
+    untrusted_transitions: 0,
+    crossed: 0,
+    out_of_order: 0,
+    top_mismatch: 0,
+    /** REST snapshots that differed from a book we trusted: updates were missed silently. */
+    rest_mismatch: 0,
+    tick_size_changes: 0,
+    untrusted_ms: 0,
+  };
+
+  constructor(private readonly opts: BookKeeperOptions) {
+    this.depth = opts.depth ?? BOOK_DEPTH;
+  }
+
+  // ------------------------------------------------------------ token set
+
+  /** Sets the followed tokens; books of dropped tokens are forgotten, new ones wait for a snapshot. */
+  setTokens(next: Map<string, TokenInfo>): { added: string[]; removed: string[] } {
+    const added: string[] = [];
+    const removed: string[] = [];
+    for (const id of this.tokens.keys()) if (!next.has(id)) removed.push(id);
+    for (const [id, info] of next) {
+      if (!this.tokens.has(id)) added.push(id);
+      this.tokens.set(id, info);
+      if (!this.states.has(id)) {
+        this.states.set(id, { book: new L2Book(id, info.tickSize), lastBookAt: -Infinity, bookDirty: false, lastEventAt: this.now });
+      }
+    }
+    for (const id of removed) {
+      this.tokens.delete(id);
+      this.states.delete(id);
+    }
+    return { added, removed };
+  }
+
+  /** Adds tokens without dropping others (round markets join between discoveries). */
+  addTokens(extra: Map<string, TokenInfo>): string[] {
+    const next = new Map(this.tokens);
+    for (const [id, info] of extra) next.set(id, info);
+    return this.setTokens(next).added;
+  }
+
+  removeTokens(ids: readonly string[]): void {
+    const next = new Map(this.tokens);
+    for (const id of ids) next.delete(id);
+    this.setTokens(next);
+  }
+
+  book(tokenId: string): L2Book | undefined {
+    return this.states.get(tokenId)?.book;
+  }
+
+  get size(): number {
+    return this.states.size;
+  }
+
+  // ------------------------------------------------------------ events
+
+  apply(ev: NormalizedEvent): void {
+    this.now = Math.max(this.now, ev.recvTs);
+    switch (ev.type) {
+      case 'book':
+        return this.onBook(ev);
+      case 'price_change':
+        return this.onPriceChange(ev);
+      case 'tick_size_change':
+        return this.onTickSize(ev);
+      case 'last_trade_price':
+        return this.onTrade(ev);
+      case 'best_bid_ask':
+        return this.onBestBidAsk(ev);
+      case 'new_market':
+        return this.onNewMarket(ev);
+      case 'market_resolved':
+        return this.onMarketResolved(ev);
+    }
+  }
+
+  /** A connection carrying these tokens went down: deltas across the gap would corrupt the books. */
+  disconnected(tokenIds: Iterable<string>, at: number): void {
+    this.now = Math.max(this.now, at);
+    for (const id of tokenIds) {
+      const st = this.states.get(id);
+      if (!st) continue;
+      st.book.invalidate();
+      this.untrust(st, 'disconnected');
+    }
+  }
+
+  /** Marks a token untrusted and fetches a fresh snapshot (gap suspected by someone else). */
+  suspect(tokenId: string, reason: UntrustReason, at: number): void {
+    this.now = Math.max(this.now, at);
+    const st = this.states.get(tokenId);
+    if (!st) return;
+    this.untrust(st, reason);
+    this.opts.requestSnapshot(tokenId, reason);
+  }
+
+  /** Tokens with no event since `before` (pipeline time), for the per-asset watchdog. */
+  quietTokens(before: number): string[] {
+    const out: string[] = [];
+    for (const [id, st] of this.states) if (st.book.hasSnapshot && st.lastEventAt < before) out.push(id);
+    return out;
+  }
+
+  /** Resets a token's quiet clock (after the watchdog asked REST about it). */
+  touch(tokenId: string, at: number): void {
+    const st = this.states.get(tokenId);
+    if (st) st.lastEventAt = at;
+  }
+
+  /** Publishes depth held back by the interval once it has passed (called on a timer and per frame). */
+  flush(at: number): void {
+    this.now = Math.max(this.now, at);
+    for (const st of this.states.values()) {
+      if (st.bookDirty && this.now - st.lastBookAt >= this.opts.bookIntervalMs) this.publishDepth(st);
+    }
+  }
+
+  private onBook(ev: NBook): void {
+    const st = this.stateOf(ev.token);
+    if (!st) return;
+    const b = st.book;
+    st.lastEventAt = ev.recvTs;
+    // A REST answer older than what the stream already gave is not news.
+    if (ev.origin === 'rest' && b.hasSnapshot && b.trusted && ev.venueTs < b.venueTs) {
+      this.counters.stale_updates++;
+      return;
+    }
+    if (ev.origin === 'rest') {
+      this.counters.resnapshots++;
+      if (b.hasSnapshot && b.trusted && !sameLevels(b, ev)) {
+        this.counters.rest_mismatch++;
+        this.opts.log.warn({ token_id: ev.token }, 'REST book differs from the trusted local book; replaced');
+      }
+    }
+    b.applySnapshot(ev.bids, ev.asks, ev.venueTs, ev.hash);
+    b.snapshotOrigin = ev.origin;
+    if (ev.tickSize) b.tickSize = ev.tickSize;
+    if (b.isCrossed()) {
+      // Even a snapshot can be crossed (a torn REST read); only another snapshot can fix it.
+      this.counters.crossed++;
+      this.untrust(st, 'crossed');
+      this.opts.requestSnapshot(ev.token, 'crossed');
+      return;
+    }
+    this.trust(st);
+    this.publishTop(st, ev.recvTs, true);
+  }
+
+  private onPriceChange(ev: NPriceChange): void {
+    const touched = new Set<BookState>();
+    for (const ch of ev.changes) {
+      const st = this.stateOf(ch.token);
+      if (!st) continue;
+      const b = st.book;
+      st.lastEventAt = ev.recvTs;
+      if (!b.hasSnapshot) {
+        // Deltas need a base; fetch one rather than wait for a `book` that may never come.
+        this.counters.deltas_without_snapshot++;
+        this.opts.requestSnapshot(ch.token, 'no_snapshot');
+        continue;
+      }
+      if (ev.venueTs < b.venueTs) {
+        if (b.snapshotOrigin === 'rest') {
+          // Already part of the REST snapshot taken after it was sent.
+          this.counters.stale_updates++;
+          continue;
+        }
+        if (b.trusted) {
+          this.counters.out_of_order++;
+          this.untrust(st, 'out_of_order');
+          this.opts.requestSnapshot(ch.token, 'out_of_order');
+        }
+        continue;
+      }
+      b.applyChange(ch.side, ch.price, ch.size, ev.venueTs, ch.hash);
+      touched.add(st);
+      // The venue states its top after the change: disagreeing means we missed something.
+      if (b.trusted && (ch.bestBid !== undefined || ch.bestAsk !== undefined) && !this.topMatches(b, ch.bestBid, ch.bestAsk)) {
+        this.counters.top_mismatch++;
+        this.untrust(st, 'top_mismatch');
+        this.opts.requestSnapshot(ch.token, 'top_mismatch');
+      }
+    }
+    for (const st of touched) {
+      if (st.book.isCrossed()) {
+        if (st.book.trusted) {
+          this.counters.crossed++;
+          this.opts.log.warn({ token_id: st.book.tokenId }, 'book crossed after an update; re-snapshotting over REST');
+        }
+        this.untrust(st, 'crossed');
+        this.opts.requestSnapshot(st.book.tokenId, 'crossed');
+        continue;
+      }
+      if (st.book.trusted) this.publishTop(st, ev.recvTs, false);
+    }
+  }
+
+  private onTickSize(ev: NTickSizeChange): void {
+    const info = this.tokens.get(ev.token);
+    if (!info) {
+      this.counters.unknown_tokens++;
+      return;
+    }
+    this.counters.tick_size_changes++;
+    // Both outcomes of a market share the grid; resting levels off the new grid mean our book is stale.
+    for (const [id, t] of this.tokens) {
+      if (t.conditionId !== info.conditionId) continue;
+      t.tickSize = ev.newTickSize;
+      const st = this.states.get(id);
+      if (!st) continue;
+      st.book.tickSize = ev.newTickSize;
+      st.lastEventAt = ev.recvTs;
+      this.untrust(st, 'tick_size');
+      this.opts.requestSnapshot(id, 'tick_size');
+    }
+    this.opts.onTickSize?.(info.conditionId, ev.newTickSize);
+    this.opts.log.info({ market: info.conditionId, old: ev.oldTickSize, new: ev.newTickSize }, 'tick size changed');
+  }
+
+  private onTrade(ev: NLastTrade): void {
+    const info = this.tokens.get(ev.token);
+    if (!info) {
+      this.counters.unknown_tokens++;
+      return;
+    }
+    const st = this.states.get(ev.token);
+    if (st) st.lastEventAt = ev.recvTs;
+    // The trade schema needs a side; the venue has always sent one, but it is not documented.
+    if (!ev.side) return;
+    const msg: Unstamped<TradeMessage> = {
+      type: 'trade',
+      token_id: ev.token,
+      market: info.conditionId,
+      price: microsToNumber(toMicros(ev.price)),
+      size: microsToNumber(toMicros(ev.size)),
+      side: ev.side,
+      venue_ts: ev.venueTs,
+      recv_ts: ev.recvTs,
+    };
+    if (this.opts.publish(topics.trade(ev.token), msg)) this.counters.trades++;
+  }
+
+  private onBestBidAsk(ev: NBestBidAsk): void {
+    const st = this.stateOf(ev.token);
+    if (!st) return;
+    st.lastEventAt = ev.recvTs;
+    const b = st.book;
+    if (!b.hasSnapshot || !b.trusted || ev.venueTs < b.venueTs) return;
+    if (!this.topMatches(b, ev.bestBid, ev.bestAsk)) {
+      this.counters.top_mismatch++;
+      this.untrust(st, 'top_mismatch');
+      this.opts.requestSnapshot(ev.token, 'top_mismatch');
+    }
+  }
+
+  private onNewMarket(ev: NNewMarket): void {
+    const msg: Unstamped<MarketMessage> = {
+      type: 'market',
+      event: 'new',
+      market: ev.market,
+      ...(ev.slug ? { slug: ev.slug.slice(0, 300) } : {}),
+      ...(ev.question ? { question: ev.question.slice(0, 1000) } : {}),
+      token_ids: ev.tokens.slice(0, 100),
+      venue_ts: ev.venueTs,
+      recv_ts: ev.recvTs,
+    };
+    this.opts.publish(topics.market(ev.market), msg);
+  }
+
+  private onMarketResolved(ev: NMarketResolved): void {
+    const msg: Unstamped<MarketMessage> = {
+      type: 'market',
+      event: 'resolved',
+      market: ev.market,
+      ...(ev.slug ? { slug: ev.slug.slice(0, 300) } : {}),
+      token_ids: ev.tokens.slice(0, 100),
+      winning_token_id: ev.winningToken,
+      ...(ev.winningOutcome ? { winning_outcome: ev.winningOutcome.slice(0, 200) } : {}),
+      venue_ts: ev.venueTs,
+      recv_ts: ev.recvTs,
+    };
+    this.opts.publish(topics.market(ev.market), msg);
+    this.opts.onResolved?.(ev);
+  }
+
+  // ------------------------------------------------------------ trust
+
+  private stateOf(tokenId: string): BookState | undefined {
+    const st = this.states.get(tokenId);
+    if (!st) this.counters.unknown_tokens++;
+    return st;
+  }
+
+  /** The venue writes an empty side as best bid "0" / best ask "1". */
+  private topMatches(b: L2Book, bestBid: string | undefined, bestAsk: string | undefined): boolean {
+    const t = b.top();
+    if (bestBid !== undefined) {
+      const v = toMicros(bestBid);
+      if ((t.bid ?? 0n) !== v) return false;
+    }
+    if (bestAsk !== undefined) {
+      const v = toMicros(bestAsk);
+      if ((t.ask ?? 1_000_000n) !== v) return false;
+    }
+    return true;
+  }
+
+  private untrust(st: BookState, reason: UntrustReason): void {
+    const wasTrusted = st.book.trusted && st.book.hasSnapshot && st.untrustedSince === undefined;
+    st.book.trusted = false;
+    if (st.untrustedSince === undefined) st.untrustedSince = this.now;
+    if (wasTrusted) this.counters.untrusted_transitions++;
+    this.announce(st, false, reason);
+  }
+
+  private trust(st: BookState): void {
+    if (st.untrustedSince !== undefined) {
+      this.counters.untrusted_ms += Math.max(0, this.now - st.untrustedSince);
+      st.untrustedSince = undefined;
+    }
+    this.announce(st, true, 'snapshot');
+  }
+
+  /** Untrusted time including books untrusted right now. */
+  untrustedMs(): number {
+    let ms = this.counters.untrusted_ms;
+    for (const st of this.states.values()) if (st.untrustedSince !== undefined) ms += Math.max(0, this.now - st.untrustedSince);
+    return ms;
+  }
+
+  trustedCount(): number {
+    let n = 0;
+    for (const st of this.states.values()) if (st.book.hasSnapshot && st.book.trusted) n++;
+    return n;
+  }
+
+  /** Tells consumers when a book stops or starts being usable (only on a change). */
+  private announce(st: BookState, trusted: boolean, reason: string): void {
+    const id = st.book.tokenId;
+    const info = this.tokens.get(id);
+    if (!info || st.announced === trusted) return;
+    // A book trusted from its first snapshot needs no message: trust is the default.
+    if (st.announced === undefined && trusted) {
+      st.announced = true;
+      return;
+    }
+    st.announced = trusted;
+    const msg: Unstamped<BookStatusMessage> = {
+      type: 'book_status',
+      token_id: id,
+      market: info.conditionId,
+      trusted,
+      reason,
+      venue_ts: st.book.venueTs,
+    };
+    this.opts.publish(topics.bookStatus(id), msg);
+  }
+
+  // ------------------------------------------------------------ publishing
+
+  private publishTop(st: BookState, recvTs: number, snapshot: boolean): void {
+    const info = this.tokens.get(st.book.tokenId);
+    if (!info) return;
+    const b = st.book;
+    const t = b.top();
+    const key = `${t.bid}/${t.bidSize}/${t.ask}/${t.askSize}`;
+    if (key !== st.lastTop || snapshot) {
+      st.lastTop = key;
+      const price: Unstamped<PriceMessage> = {
+        type: 'price',
+        token_id: b.tokenId,
+        market: info.conditionId,
+        outcome: info.outcome,
+        bid: t.bid === null ? null : microsToNumber(t.bid),
+        ask: t.ask === null ? null : microsToNumber(t.ask),
+        mid: t.bid !== null && t.ask !== null ? microsToNumber(midMicros(t.bid, t.ask)) : null,
+        bid_size: microsToNumber(t.bidSize),
+        ask_size: microsToNumber(t.askSize),
+        venue_ts: b.venueTs,
+        recv_ts: recvTs,
+      };
+      if (this.opts.publish(topics.price(b.tokenId), price)) this.counters.published_prices++;
+    }
+    st.bookDirty = true;
+    if (snapshot || this.now - st.lastBookAt >= this.opts.bookIntervalMs) this.publishDepth(st);
+  }
+
+  private publishDepth(st: BookState): void {
+    const info = this.tokens.get(st.book.tokenId);
+    st.bookDirty = false;
+    if (!info || !st.book.trusted || !st.book.hasSnapshot) return;
+    st.lastBookAt = this.now;
+    const b = st.book;
+    const { bids, asks } = b.levels(this.depth);
+    const tick = Number(b.tickSize);
+    const depth: Unstamped<BookMessage> = {
+      type: 'book',
+      token_id: b.tokenId,
+      market: info.conditionId,
+      bids,
+      asks,
+      tick_size: tick > 0 && tick <= 1 ? tick : 0.01,
+      ...(b.hash ? { hash: b.hash.slice(0, 128) } : {}),
+      venue_ts: b.venueTs,
+      recv_ts: this.now,
+    };
+    if (this.opts.publish(topics.book(b.tokenId), depth)) this.counters.published_books++;
+  }
+
+  /** `books.snapshot` over scanner.rep: what a late joiner applies before the stream's newer updates. */
+  snapshot(ids: readonly string[] | undefined, depth: number, seq: number): RpcResult<'books.snapshot'> {
+    const out: RpcResult<'books.snapshot'>['books'] = [];
+    for (const id of ids ?? [...this.states.keys()]) {
+      const st = this.states.get(id);
+      const info = this.tokens.get(id);
+      if (!st || !info || !st.book.hasSnapshot) continue;
+      const b = st.book;
+      const { bids, asks } = b.levels(depth);
+      const tick = Number(b.tickSize);
+      out.push({
+        token_id: id,
+        market: info.conditionId,
+        trusted: b.trusted,
+        bids,
+        asks,
+        tick_size: tick > 0 && tick <= 1 ? tick : 0.01,
+        ...(b.hash ? { hash: b.hash.slice(0, 128) } : {}),
+        venue_ts: b.venueTs,
+      });
+    }
+    return { seq, books: out };
+  }
+
+  /** Forgets every level (before a replay, or after one, to rebuild from the live feed). */
+  reset(): void {
+    for (const st of this.states.values()) {
+      st.book.invalidate();
+      st.book.trusted = true;
+      st.lastTop = undefined;
+      st.bookDirty = false;
+      st.lastBookAt = -Infinity;
+      st.untrustedSince = undefined;
+      st.announced = undefined;
+    }
+    this.now = 0;
+  }
+}
+
+/** Whether a snapshot holds exactly the levels of a local book. */
+function sameLevels(b: L2Book, ev: NBook): boolean {
+  const side = (levels: readonly { price: string; size: string }[], map: Map<bigint, bigint>): boolean => {
+    let n = 0;
+    for (const l of levels) {
+      const s = toMicros(l.size);
+      if (s <= 0n) continue;
+      n++;
+      if (map.get(toMicros(l.price)) !== s) return false;
+    }
+    return n === map.size;
+  };
+  return side(ev.bids, b.bids) && side(ev.asks, b.asks);
+}

@@ -1,0 +1,357 @@
+import { MARKET_EVENT_PARSERS, marketEventType, type WsMarketEvent } from '@polybot/polymarket';
+
+/**
+ * Market-channel processors: one per venue event type, each turning a validated venue object into a
+ * normalized event — one timestamp convention (ms numbers), the venue's time and ours, token ids
+ * under one name, prices and sizes kept as the venue's exact decimal strings. Values no real book
+ * can hold (a price outside 0..1, a negative or absurd size, a timestamp that is not ms since 2001)
+ * make the whole object invalid: better skipped and counted than let into a book.
+ */
+
+export interface NLevel {
+  price: string;
+  size: string;
+}
+
+export interface NBook {
+  type: 'book';
+  token: string;
+  market: string;
+  /** As the venue lists them (best last); books do not care about order. */
+  bids: NLevel[];
+  asks: NLevel[];
+  tickSize?: string;
+  minOrderSize?: string;
+  lastTradePrice?: string;
+  hash?: string;
+  /** `ws` from the market channel, `rest` from a `/book` re-snapshot. */
+  origin: 'ws' | 'rest';
+  venueTs: number;
+  recvTs: number;
+}
+
+export interface NLevelChange {
+  token: string;
+  side: 'BUY' | 'SELL';
+  price: string;
+  /** New aggregate size at the price; "0" removes the level. */
+  size: string;
+  hash?: string;
+  bestBid?: string;
+  bestAsk?: string;
+}
+
+export interface NPriceChange {
+  type: 'price_change';
+  market: string;
+  changes: NLevelChange[];
+  venueTs: number;
+  recvTs: number;
+}
+
+export interface NTickSizeChange {
+  type: 'tick_size_change';
+  token: string;
+  market: string;
+  oldTickSize: string;
+  newTickSize: string;
+  venueTs: number;
+  recvTs: number;
+}
+
+export interface NLastTrade {
+  type: 'last_trade_price';
+  token: string;
+  market: string;
+  price: string;
+  size: string;
+  side?: 'BUY' | 'SELL';
+  feeRateBps?: string;
+  venueTs: number;
+  recvTs: number;
+}
+
+export interface NBestBidAsk {
+  type: 'best_bid_ask';
+  token: string;
+  market: string;
+  bestBid: string;
+  bestAsk: string;
+  spread?: string;
+  venueTs: number;
+  recvTs: number;
+}
+
+export interface NNewMarket {
+  type: 'new_market';
+  market: string;
+  id?: string;
+  slug?: string;
+  question?: string;
+  tokens: string[];
+  outcomes: string[];
+  tickSize?: string;
+  venueTs: number;
+  recvTs: number;
+}
+
+export interface NMarketResolved {
+  type: 'market_resolved';
+  market: string;
+  id?: string;
+  slug?: string;
+  tokens: string[];
+  winningToken: string;
+  winningOutcome?: string;
+  venueTs: number;
+  recvTs: number;
+}
+
+export type NormalizedEvent = NBook | NPriceChange | NTickSizeChange | NLastTrade | NBestBidAsk | NNewMarket | NMarketResolved;
+export type NormalizedType = NormalizedEvent['type'];
+export const NORMALIZED_TYPES: readonly NormalizedType[] = [
+  'book',
+  'price_change',
+  'tick_size_change',
+  'last_trade_price',
+  'best_bid_ask',
+  'new_market',
+  'market_resolved',
+];
+
+// ---------------------------------------------------------------- value checks
+
+/** Up to 12 integer digits and any fraction: sizes beyond 10^12 shares are not a real book. */
+const SIZE_RE = /^(?:\d{1,12}(?:\.\d*)?|\.\d+)$/;
+/** A probability: 0, 1, or a fraction, with or without the leading zero (".48"). */
+const PRICE_RE = /^(?:0?\.\d+|0(?:\.0*)?|1(?:\.0*)?)$/;
+/** Token ids are decimal on the venue; the simulator and tests use the same alphabet as the bus. */
+const TOKEN_RE = /^[0-9A-Za-z_-]{1,100}$/;
+/** 2001-09-09 .. 2286: ms since the epoch, not seconds. */
+const MIN_TS = 1e12;
+const MAX_TS = 1e13;
+
+export const isPrice = (s: string): boolean => PRICE_RE.test(s);
+export const isSize = (s: string): boolean => SIZE_RE.test(s);
+export const isToken = (s: string): boolean => TOKEN_RE.test(s);
+
+export function venueTimestamp(s: string): number | undefined {
+  if (s.length === 0 || s.length > 16) return undefined;
+  const n = Number(s);
+  return Number.isInteger(n) && n >= MIN_TS && n < MAX_TS ? n : undefined;
+}
+
+function levelsOk(levels: readonly NLevel[]): boolean {
+  for (const l of levels) if (!isPrice(l.price) || !isSize(l.size)) return false;
+  return true;
+}
+
+/** A reason string when invalid, else the normalized event. */
+export type ProcessResult = NormalizedEvent | string;
+export type Processor = (ev: WsMarketEvent, recvTs: number) => ProcessResult;
+
+const noUndef = <T extends object>(o: T): T => {
+  for (const k of Object.keys(o) as Array<keyof T>) if (o[k] === undefined) delete o[k];
+  return o;
+};
+
+// ---------------------------------------------------------------- processors
+
+export const PROCESSORS: Readonly<Record<NormalizedType, Processor>> = {
+  book(ev, recvTs) {
+    if (ev.event_type !== 'book') return 'type';
+    const venueTs = venueTimestamp(ev.timestamp);
+    if (venueTs === undefined) return 'timestamp';
+    if (!isToken(ev.asset_id)) return 'token';
+    if (!levelsOk(ev.bids) || !levelsOk(ev.asks)) return 'level';
+    if (ev.tick_size !== undefined && !isPrice(ev.tick_size)) return 'tick_size';
+    return noUndef<NBook>({
+      type: 'book',
+      token: ev.asset_id,
+      market: ev.market,
+      bids: ev.bids,
+      asks: ev.asks,
+      tickSize: ev.tick_size,
+      minOrderSize: ev.min_order_size,
+      lastTradePrice: ev.last_trade_price,
+      hash: ev.hash,
+      origin: 'ws',
+      venueTs,
+      recvTs,
+    });
+  },
+  price_change(ev, recvTs) {
+    if (ev.event_type !== 'price_change') return 'type';
+    const venueTs = venueTimestamp(ev.timestamp);
+    if (venueTs === undefined) return 'timestamp';
+    const changes: NLevelChange[] = [];
+    for (const c of ev.price_changes) {
+      const size = c.size ?? '0';
+      if (!isToken(c.asset_id)) return 'token';
+      if (!isPrice(c.price) || !isSize(size)) return 'level';
+      changes.push(noUndef<NLevelChange>({ token: c.asset_id, side: c.side, price: c.price, size, hash: c.hash, bestBid: c.best_bid, bestAsk: c.best_ask }));
+    }
+    return { type: 'price_change', market: ev.market, changes, venueTs, recvTs };
+  },
+  tick_size_change(ev, recvTs) {
+    if (ev.event_type !== 'tick_size_change') return 'type';
+    const venueTs = venueTimestamp(ev.timestamp);
+    if (venueTs === undefined) return 'timestamp';
+    if (!isToken(ev.asset_id)) return 'token';
+    if (!isPrice(ev.new_tick_size) || !isPrice(ev.old_tick_size) || Number(ev.new_tick_size) <= 0) return 'tick_size';
+    return {
+      type: 'tick_size_change',
+      token: ev.asset_id,
+      market: ev.market,
+      oldTickSize: ev.old_tick_size,
+      newTickSize: ev.new_tick_size,
+      venueTs,
+      recvTs,
+    };
+  },
+  last_trade_price(ev, recvTs) {
+    if (ev.event_type !== 'last_trade_price') return 'type';
+    const venueTs = venueTimestamp(ev.timestamp);
+    if (venueTs === undefined) return 'timestamp';
+    if (!isToken(ev.asset_id)) return 'token';
+    const size = ev.size ?? '0';
+    if (!isPrice(ev.price) || !isSize(size)) return 'level';
+    return noUndef<NLastTrade>({
+      type: 'last_trade_price',
+      token: ev.asset_id,
+      market: ev.market,
+      price: ev.price,
+      size,
+      side: ev.side,
+      feeRateBps: ev.fee_rate_bps,
+      venueTs,
+      recvTs,
+    });
+  },
+  best_bid_ask(ev, recvTs) {
+    if (ev.event_type !== 'best_bid_ask') return 'type';
+    const venueTs = venueTimestamp(ev.timestamp);
+    if (venueTs === undefined) return 'timestamp';
+    if (!isToken(ev.asset_id)) return 'token';
+    if (!isPrice(ev.best_bid) || !isPrice(ev.best_ask)) return 'level';
+    return noUndef<NBestBidAsk>({
+      type: 'best_bid_ask',
+      token: ev.asset_id,
+      market: ev.market,
+      bestBid: ev.best_bid,
+      bestAsk: ev.best_ask,
+      spread: ev.spread,
+      venueTs,
+      recvTs,
+    });
+  },
+  new_market(ev, recvTs) {
+    if (ev.event_type !== 'new_market') return 'type';
+    const venueTs = venueTimestamp(ev.timestamp);
+    if (venueTs === undefined) return 'timestamp';
+    if (!ev.assets_ids.every(isToken)) return 'token';
+    return noUndef<NNewMarket>({
+      type: 'new_market',
+      market: ev.market,
+      id: ev.id,
+      slug: ev.slug,
+      question: ev.question,
+      tokens: ev.assets_ids,
+      outcomes: ev.outcomes ?? [],
+      tickSize: ev.order_price_min_tick_size,
+      venueTs,
+      recvTs,
+    });
+  },
+  market_resolved(ev, recvTs) {
+    if (ev.event_type !== 'market_resolved') return 'type';
+    const venueTs = venueTimestamp(ev.timestamp);
+    if (venueTs === undefined) return 'timestamp';
+    if (!ev.assets_ids.every(isToken) || !ev.assets_ids.includes(ev.winning_asset_id)) return 'token';
+    return noUndef<NMarketResolved>({
+      type: 'market_resolved',
+      market: ev.market,
+      id: ev.id,
+      slug: ev.slug,
+      tokens: ev.assets_ids,
+      winningToken: ev.winning_asset_id,
+      winningOutcome: ev.winning_outcome,
+      venueTs,
+      recvTs,
+    });
+  },
+};
+
+// ---------------------------------------------------------------- frames
+
+export interface FrameResult {
+  events: NormalizedEvent[];
+  /** Objects (or the whole frame) rejected, with the event type they claimed ('frame' if none). */
+  invalid: Array<{ type: string; reason: string }>;
+  /** Event types we do not consume. */
+  unknown: string[];
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function processObject(o: unknown, recvTs: number, out: FrameResult): void {
+  if (!isObj(o)) {
+    out.invalid.push({ type: 'frame', reason: 'not an object' });
+    return;
+  }
+  const type = marketEventType(o);
+  if (typeof type !== 'string' || !Object.hasOwn(PROCESSORS, type)) {
+    out.unknown.push(typeof type === 'string' ? type.slice(0, 40) : '(none)');
+    return;
+  }
+  const t = type as NormalizedType;
+  const ev = MARKET_EVENT_PARSERS[t]?.(o);
+  if (!ev) {
+    out.invalid.push({ type: t, reason: 'schema' });
+    return;
+  }
+  const res = PROCESSORS[t](ev, recvTs);
+  if (typeof res === 'string') out.invalid.push({ type: t, reason: res });
+  else out.events.push(res);
+}
+
+/** One market-channel frame (an object or an array of them) → normalized events; never throws. */
+export function processMarketFrame(text: string, recvTs: number): FrameResult {
+  const out: FrameResult = { events: [], invalid: [], unknown: [] };
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    out.invalid.push({ type: 'frame', reason: 'json' });
+    return out;
+  }
+  if (Array.isArray(data)) for (const item of data) processObject(item, recvTs, out);
+  else processObject(data, recvTs, out);
+  return out;
+}
+
+/** A REST `GET /book` answer (no `event_type`) → a normalized book snapshot. */
+export function processRestBook(text: string, recvTs: number): FrameResult {
+  const out: FrameResult = { events: [], invalid: [], unknown: [] };
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    out.invalid.push({ type: 'book', reason: 'json' });
+    return out;
+  }
+  if (!isObj(data)) {
+    out.invalid.push({ type: 'book', reason: 'not an object' });
+    return out;
+  }
+  const ev = MARKET_EVENT_PARSERS.book?.({ ...data, event_type: 'book' });
+  if (!ev) {
+    out.invalid.push({ type: 'book', reason: 'schema' });
+    return out;
+  }
+  const res = PROCESSORS.book(ev, recvTs);
+  if (typeof res === 'string') out.invalid.push({ type: 'book', reason: res });
+  else out.events.push({ ...(res as NBook), origin: 'rest' });
+  return out;
+}
