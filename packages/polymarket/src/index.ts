@@ -6,3 +6,5 @@ export * from './order.js';
 export * from './clob-trading.js';
 export * from './auth.js';
 export * from './wallet.js';
+export * from './user-ws.js';
+export * from './keystore.js';

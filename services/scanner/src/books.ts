@@ -11,7 +11,7 @@ import {
   type Unstamped,
 } from '@polybot/protocol';
 import { L2Book, microsToNumber, midMicros } from './book.js';
-import type { NBook, NBestBidAsk, NLastTrade, NMarketResolved, NNewMarket, NormalizedEvent, NPriceChange, NTickSizeChange } from './processors/market.js';
+import type { NBook, NBestBidAsk, NLevelChange, NLastTrade, NMarketResolved, NNewMarket, NormalizedEvent, NPriceChange, NTickSizeChange } from './processors/market.js';
 
 /** Depth published on `book.<token_id>` by default. */
 export const BOOK_DEPTH = 20;
@@ -224,6 +224,7 @@ export class BookKeeper {
 
   private onPriceChange(ev: NPriceChange): void {
     const touched = new Set<BookState>();
+    const lastTop = new Map<BookState, NLevelChange>();
     for (const ch of ev.changes) {
       const st = this.stateOf(ch.token);
       if (!st) continue;
@@ -250,11 +251,14 @@ export class BookKeeper {
       }
       b.applyChange(ch.side, ch.price, ch.size, ev.venueTs, ch.hash);
       touched.add(st);
-      // The venue states its top after the change: disagreeing means we missed something.
-      if (b.trusted && (ch.bestBid !== undefined || ch.bestAsk !== undefined) && !this.topMatches(b, ch.bestBid, ch.bestAsk)) {
+      if (ch.bestBid !== undefined || ch.bestAsk !== undefined) lastTop.set(st, ch);
+    }
+    // The venue states each asset's top after the change; only the last item of an asset is final.
+    for (const [st, ch] of lastTop) {
+      if (st.book.trusted && !this.topMatches(st.book, ch.bestBid, ch.bestAsk) && !st.book.isCrossed()) {
         this.counters.top_mismatch++;
         this.untrust(st, 'top_mismatch');
-        this.opts.requestSnapshot(ch.token, 'top_mismatch');
+        this.opts.requestSnapshot(st.book.tokenId, 'top_mismatch');
       }
     }
     for (const st of touched) {

@@ -17,6 +17,8 @@ export const ScannerConfig = serviceConfig({
   POLYBOT_SCANNER_SHARD_SIZE: Type.Integer({ minimum: 1, maximum: 500, default: 200 }),
   POLYBOT_SCANNER_STALE_MS: Type.Integer({ minimum: 200, maximum: 600_000, default: 30_000 }),
   POLYBOT_SCANNER_PING_MS: Type.Integer({ minimum: 50, maximum: 60_000, default: 10_000 }),
+  /** First reconnect delay; doubles per failed attempt (with jitter) up to 30 s. */
+  POLYBOT_SCANNER_RECONNECT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 500 }),
   /** A followed asset without any event for this long is checked against REST. */
   POLYBOT_SCANNER_ASSET_STALE_MS: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 300_000 }),
   POLYBOT_SCANNER_BOOK_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 100 }),

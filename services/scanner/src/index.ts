@@ -234,6 +234,7 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
         staleMs,
         pingIntervalMs: Math.min(cfg.POLYBOT_SCANNER_PING_MS, Math.max(50, Math.floor(staleMs / 3))),
         onShardStatus,
+        initialBackoffMs: cfg.POLYBOT_SCANNER_RECONNECT_MS,
         log: log.child({ component: 'market-ws' }),
       });
       discovery = new DiscoveryAdapter({
