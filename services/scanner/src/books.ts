@@ -37,7 +37,7 @@ export interface BookKeeperOptions {
 }
 
 /** Why a book stopped being trusted; counted per reason. */
-export type UntrustReason = 'crossed' | 'out_of_order' | 'disconnected' | 'tick_size' | 'top_mismatch' | 'stale_asset';
+export type UntrustReason = 'crossed' | 'out_of_order' | 'disconnected' | 'tick_size' | 'top_mismatch' | 'stale_asset' | 'incomplete';
 
 interface BookState {
   book: L2Book;
@@ -75,6 +75,7 @@ export class BookKeeper {
     untrusted_transitions: 0,
     crossed: 0,
     out_of_order: 0,
+    incomplete: 0,
     top_mismatch: 0,
     /** REST snapshots that differed from a book we trusted: updates were missed silently. */
     rest_mismatch: 0,
@@ -246,6 +247,15 @@ export class BookKeeper {
           this.counters.out_of_order++;
           this.untrust(st, 'out_of_order');
           this.opts.requestSnapshot(ch.token, 'out_of_order');
+        }
+        continue;
+      }
+      if (ch.size === undefined) {
+        // The level moved but the venue did not say to what: only a snapshot can tell.
+        if (b.trusted) {
+          this.counters.incomplete++;
+          this.untrust(st, 'incomplete');
+          this.opts.requestSnapshot(ch.token, 'incomplete');
         }
         continue;
       }

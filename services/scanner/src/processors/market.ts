@@ -34,8 +34,11 @@ export interface NLevelChange {
   token: string;
   side: 'BUY' | 'SELL';
   price: string;
-  /** New aggregate size at the price; "0" removes the level. */
-  size: string;
+  /**
+   * New aggregate size at the price; "0" removes the level. Absent when the venue left it out
+   * (clients treat it as optional): the level's size is then unknown and the book needs a snapshot.
+   */
+  size?: string;
   hash?: string;
   bestBid?: string;
   bestAsk?: string;
@@ -127,18 +130,22 @@ const SIZE_RE = /^(?:\d{1,12}(?:\.\d*)?|\.\d+)$/;
 const PRICE_RE = /^(?:0?\.\d+|0(?:\.0*)?|1(?:\.0*)?)$/;
 /** Token ids are decimal on the venue; the simulator and tests use the same alphabet as the bus. */
 const TOKEN_RE = /^[0-9A-Za-z_-]{1,100}$/;
-/** 2001-09-09 .. 2286: ms since the epoch, not seconds. */
-const MIN_TS = 1e12;
+/** Below this a timestamp is in seconds (1e11 s is the year 5138; 1e11 ms is 1973). */
+const SECONDS_BELOW = 1e11;
+/** 1973 (the docs' own examples use such times) .. 2286, in ms. */
+const MIN_TS = 1e11;
 const MAX_TS = 1e13;
 
 export const isPrice = (s: string): boolean => PRICE_RE.test(s);
 export const isSize = (s: string): boolean => SIZE_RE.test(s);
 export const isToken = (s: string): boolean => TOKEN_RE.test(s);
 
+/** The venue's timestamp string as ms since the epoch (seconds are scaled); undefined if absurd. */
 export function venueTimestamp(s: string): number | undefined {
-  if (s.length === 0 || s.length > 16) return undefined;
-  const n = Number(s);
-  return Number.isInteger(n) && n >= MIN_TS && n < MAX_TS ? n : undefined;
+  if (s.length === 0 || s.length > 16 || !/^\d+$/.test(s)) return undefined;
+  let n = Number(s);
+  if (n < SECONDS_BELOW) n *= 1000;
+  return n >= MIN_TS && n < MAX_TS ? n : undefined;
 }
 
 function levelsOk(levels: readonly NLevel[]): boolean {
@@ -186,10 +193,10 @@ export const PROCESSORS: Readonly<Record<NormalizedType, Processor>> = {
     if (venueTs === undefined) return 'timestamp';
     const changes: NLevelChange[] = [];
     for (const c of ev.price_changes) {
-      const size = c.size ?? '0';
       if (!isToken(c.asset_id)) return 'token';
-      if (!isPrice(c.price) || !isSize(size)) return 'level';
-      changes.push(noUndef<NLevelChange>({ token: c.asset_id, side: c.side, price: c.price, size, hash: c.hash, bestBid: c.best_bid, bestAsk: c.best_ask }));
+      if (!isPrice(c.price) || (c.size !== undefined && !isSize(c.size))) return 'level';
+      if ((c.best_bid !== undefined && !isPrice(c.best_bid)) || (c.best_ask !== undefined && !isPrice(c.best_ask))) return 'best_price';
+      changes.push(noUndef<NLevelChange>({ token: c.asset_id, side: c.side, price: c.price, size: c.size, hash: c.hash, bestBid: c.best_bid, bestAsk: c.best_ask }));
     }
     return { type: 'price_change', market: ev.market, changes, venueTs, recvTs };
   },
