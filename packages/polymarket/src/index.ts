@@ -8,3 +8,5 @@ export * from './auth.js';
 export * from './wallet.js';
 export * from './user-ws.js';
 export * from './keystore.js';
+export * from './rate-limit.js';
+export * from './resilience.js';

@@ -36,7 +36,9 @@ describe('scanner under forced drops and silent freezes', () => {
       expect(r.status).toBe(200);
       return (await r.json()) as Record<string, number>;
     });
-  const metrics = () => scanner!.metrics!() as Record<string, number>;
+  type Figures = Record<'reconnects' | 'stale_reconnects' | 'shards' | 'shards_connected' | 'books' | 'invalid_frames' | 'crossed_books' | 'top_mismatch' | 'out_of_order', number> &
+    Record<string, number>;
+  const metrics = () => scanner!.metrics!() as Figures;
 
   beforeAll(async () => {
     sim = await startSim({ POLYBOT_SIM_EVENT_RATE: '0', POLYBOT_SIM_ADMIN_SECRET: ADMIN, POLYBOT_SIM_MARKETS: '6' });
