@@ -4,13 +4,16 @@ import { GammaClient, type MarketInfo, type MarketWsStatus } from '@polybot/poly
 import type { BusMessage, RpcResult, Unstamped } from '@polybot/protocol';
 import { csv, DiscoveryAdapter } from './adapters/gamma.js';
 import { MarketChannelAdapter } from './adapters/market-ws.js';
+import { createRtdsAdapter, type RtdsAdapter } from './adapters/rtds.js';
 import { BookKeeper, type TokenInfo } from './books.js';
 import type { ScannerConfig } from './config.js';
 import { TypeMetrics } from './metrics.js';
 import type { RawFrame } from './pipeline/types.js';
 import { processGammaFrame } from './processors/gamma.js';
 import { processMarketFrame, processRestBook, type FrameResult } from './processors/market.js';
+import { newerOnly, processRtdsFrame, refPriceMessage, refPriceTopic } from './processors/rtds.js';
 import { MarketRegistry } from './registry.js';
+import { createGammaRoundLookup, createRoundWatchers, type RoundWatchers } from './rounds.js';
 
 export { L2Book } from './book.js';
 export { BookKeeper } from './books.js';
@@ -43,6 +46,11 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
   let replier: BusReplier | undefined;
   let market: MarketChannelAdapter | undefined;
   let discovery: DiscoveryAdapter | undefined;
+  let rtds: RtdsAdapter | undefined;
+  let rounds: RoundWatchers | undefined;
+  /** Last reference-price time per symbol: a reconnect's history dump is not news. */
+  const refSeen = new Map<string, number>();
+  const roundAssets = cfg.POLYBOT_SCANNER_ROUND_ASSETS === 'none' ? [] : csv(cfg.POLYBOT_SCANNER_ROUND_ASSETS).map((a) => a.toUpperCase());
   let watchdog: NodeJS.Timeout | undefined;
   let flusher: NodeJS.Timeout | undefined;
   let stopped = false;
@@ -51,7 +59,7 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
   let discovered: MarketInfo[] = [];
   const pinned = new Map<string, MarketInfo>();
   const metrics = new TypeMetrics();
-  const counters = { frames: 0, invalid_frames: 0, unknown_events: 0, resnapshot_errors: 0, rest_queue: 0, gamma_frames: 0 };
+  const counters = { frames: 0, invalid_frames: 0, unknown_events: 0, resnapshot_errors: 0, gamma_frames: 0, ref_prices: 0, invalid_ref_prices: 0 };
   const unknownLogged = new Set<string>();
   const invalidLogged = new Set<string>();
 
@@ -106,6 +114,7 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
     requestSnapshot: (id) => requestSnapshot(id),
     bookIntervalMs: cfg.POLYBOT_SCANNER_BOOK_INTERVAL_MS,
     depth: cfg.POLYBOT_SCANNER_BOOK_DEPTH,
+    onResolved: (ev) => rounds?.notifyResolved(ev.market, ev.winningToken),
     onTickSize: (conditionId, tick) => {
       try {
         registry?.setTickSize(conditionId, tick);
@@ -184,7 +193,17 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
           applyMarkets();
           return;
         }
+        case 'rtds': {
+          const parsed = processRtdsFrame(frame);
+          counters.invalid_ref_prices += parsed.invalid;
+          for (const ev of newerOnly(parsed.events, refSeen)) {
+            if (publish(refPriceTopic(ev), refPriceMessage(ev))) counters.ref_prices++;
+            metrics.event('ref_price', Date.now() - ev.venueTs);
+          }
+          return;
+        }
         default:
+          // `round` frames are Gamma answers kept for recordings; the watchers act on them directly.
           return;
       }
     } catch (err) {
@@ -208,6 +227,18 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
       books.touch(id, now);
       requestSnapshot(id);
     }
+  }
+
+  /** Per-asset round figures, typed by asset for `/metrics`. */
+  function roundMetrics(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [asset, st] of Object.entries(rounds?.stats() ?? {})) {
+      out[`rounds_started_total:${asset}`] = st.rounds_started;
+      out[`rounds_resolved_total:${asset}`] = st.rounds_resolved;
+      out[`round_start_delay_ms:${asset}`] = st.last_start_delay_ms;
+      out[`round_lookup_errors_total:${asset}`] = st.lookup_errors;
+    }
+    return out;
   }
 
   // -------------------------------------------------------------- lifecycle
@@ -252,9 +283,45 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
         sink: ingest,
         log,
       });
-      log.info({ gamma: urls.gamma, clob: urls.clob, ws: urls.ws }, 'scanner starting');
+      log.info({ gamma: urls.gamma, clob: urls.clob, ws: urls.ws, rtds: cfg.POLYBOT_SCANNER_RTDS ? urls.rtds : 'off', rounds: roundAssets }, 'scanner starting');
       market.start();
       await discovery.start();
+      if (cfg.POLYBOT_SCANNER_RTDS) {
+        rtds = createRtdsAdapter({
+          url: urls.rtds,
+          sink: ingest,
+          symbols: csv(cfg.POLYBOT_SCANNER_RTDS_SYMBOLS),
+          log: log.child({ component: 'rtds' }),
+          staleMs: Math.max(staleMs, 20_000),
+        });
+        rtds.start();
+      }
+      if (roundAssets.length > 0) {
+        rounds = createRoundWatchers(
+          {
+            assets: roundAssets,
+            roundSeconds: cfg.POLYBOT_SCANNER_ROUND_SECONDS,
+            prefetchMs: cfg.POLYBOT_SCANNER_ROUND_PREFETCH_MS,
+            endingLeadMs: cfg.POLYBOT_SCANNER_ROUND_ENDING_LEAD_MS,
+            resolvePollMs: 5000,
+          },
+          {
+            gamma: createGammaRoundLookup(urls.gamma, { timeoutMs: 10_000 }),
+            publish: (topic, msg) => publish(topic, msg),
+            track: (m) => {
+              pinned.set(m.conditionId, m);
+              applyMarkets();
+            },
+            untrack: (m) => {
+              pinned.delete(m.conditionId);
+              applyMarkets();
+            },
+            onFrame: ingest,
+            log: log.child({ component: 'rounds' }),
+          },
+        );
+        rounds.start();
+      }
       watchdog = setInterval(checkQuietAssets, Math.max(1000, Math.floor(cfg.POLYBOT_SCANNER_ASSET_STALE_MS / 4)));
       // Depth held back by the book interval goes out even when no further frame arrives.
       if (cfg.POLYBOT_SCANNER_BOOK_INTERVAL_MS > 0) flusher = setInterval(() => books.flush(Date.now()), cfg.POLYBOT_SCANNER_BOOK_INTERVAL_MS);
@@ -265,6 +332,8 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
       stopped = true;
       if (watchdog) clearInterval(watchdog);
       if (flusher) clearInterval(flusher);
+      await rounds?.stop();
+      await rtds?.stop();
       await discovery?.stop();
       await market?.stop();
       await Promise.allSettled([...pending]);
@@ -310,6 +379,10 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
         resnapshot_errors: counters.resnapshot_errors,
         untrusted_transitions: books.counters.untrusted_transitions,
         discovery_errors: d.discovery_errors ?? 0,
+        ref_prices: counters.ref_prices,
+        invalid_ref_prices: counters.invalid_ref_prices,
+        rtds_reconnects: Number(rtds?.stats().reconnects ?? 0),
+        ...roundMetrics(),
         invalid_markets: d.invalid_markets ?? 0,
         last_data_age_ms: market && market.assets > 0 ? market.maxDataAgeMs : -1,
       };

@@ -149,8 +149,9 @@ describe('scanner under forced drops and silent freezes', () => {
       expect(frozen).toBe(3);
       await waitFor(() => metrics().stale_reconnects >= stale + 3, { what: `stale detection of freeze ${i + 1}`, timeoutMs: 20_000, intervalMs: 20 });
       // The first "disconnected" book.status after the freeze is when consumers were told.
-      const told = statuses.find((s) => s.at >= at && !s.msg.trusted && s.msg.reason === 'disconnected');
-      expect(told, `book.status after freeze ${i + 1}`).toBeDefined();
+      const toldAt = () => statuses.find((s) => s.at >= at && !s.msg.trusted && s.msg.reason === 'disconnected');
+      await waitFor(() => toldAt() !== undefined, { what: `book.status after freeze ${i + 1}`, timeoutMs: 10_000, intervalMs: 20 });
+      const told = toldAt();
       expect(told!.at - at).toBeLessThanOrEqual(2 * STALE_MS);
       expect(await expectInSync(`freeze ${i + 1}`)).toBe(12);
     }

@@ -127,6 +127,8 @@ describe('scanner service against a fake venue', () => {
         POLYMARKET_WS_URL: `ws://${base}`,
         POLYBOT_SCANNER_DISCOVERY_INTERVAL_MS: '1000',
         POLYBOT_SCANNER_STALE_MS: '5000',
+        POLYBOT_SCANNER_RTDS: 'false',
+        POLYBOT_SCANNER_ROUND_ASSETS: 'none',
       },
       envFile: false,
     });
