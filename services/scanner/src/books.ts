@@ -1,4 +1,5 @@
 import {
+  fromMicros,
   topics,
   toMicros,
   type BookMessage,
@@ -12,6 +13,19 @@ import {
 } from '@polybot/protocol';
 import { L2Book, microsToNumber, midMicros } from './book.js';
 import type { NBook, NBestBidAsk, NLevelChange, NLastTrade, NMarketResolved, NNewMarket, NormalizedEvent, NPriceChange, NTickSizeChange } from './processors/market.js';
+
+/** One book in a recording's checkpoint frame. */
+export interface BookCheckpoint {
+  token: string;
+  bids: Array<{ price: string; size: string }>;
+  asks: Array<{ price: string; size: string }>;
+  tickSize: string;
+  hash?: string;
+  venueTs: number;
+  origin: 'ws' | 'rest';
+  lastTop: string;
+  lastBookAt: number;
+}
 
 /** Depth published on `book.<token_id>` by default. */
 export const BOOK_DEPTH = 20;
@@ -519,6 +533,45 @@ export class BookKeeper {
       });
     }
     return { seq, books: out };
+  }
+
+  /** The trusted books as they are, for the start of a recording. */
+  checkpoint(): BookCheckpoint[] {
+    const out: BookCheckpoint[] = [];
+    for (const [id, st] of this.states) {
+      const b = st.book;
+      if (!b.hasSnapshot || !b.trusted) continue;
+      const side = (m: Map<bigint, bigint>) => [...m].map(([p, s]) => ({ price: fromMicros(p), size: fromMicros(s) }));
+      out.push({
+        token: id,
+        bids: side(b.bids),
+        asks: side(b.asks),
+        tickSize: b.tickSize,
+        ...(b.hash !== undefined ? { hash: b.hash } : {}),
+        venueTs: b.venueTs,
+        origin: b.snapshotOrigin,
+        lastTop: st.lastTop ?? '',
+        lastBookAt: Number.isFinite(st.lastBookAt) ? st.lastBookAt : -1,
+      });
+    }
+    return out;
+  }
+
+  /** Puts books back as a checkpoint had them, publishing nothing (the live run published it before). */
+  restore(cps: readonly BookCheckpoint[], at: number): void {
+    this.now = Math.max(this.now, at);
+    for (const cp of cps) {
+      const st = this.states.get(cp.token);
+      if (!st) continue;
+      st.book.applySnapshot(cp.bids, cp.asks, cp.venueTs, cp.hash);
+      st.book.snapshotOrigin = cp.origin;
+      st.book.tickSize = cp.tickSize;
+      st.lastTop = cp.lastTop || undefined;
+      st.lastBookAt = cp.lastBookAt >= 0 ? cp.lastBookAt : -Infinity;
+      st.lastEventAt = at;
+      st.announced = true;
+      st.untrustedSince = undefined;
+    }
   }
 
   /** Forgets every level (before a replay, or after one, to rebuild from the live feed). */

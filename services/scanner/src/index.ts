@@ -1,18 +1,22 @@
-import { BusPublisher, BusReplier } from '@polybot/bus';
+import { existsSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { BusPublisher, BusReplier, RpcFailure } from '@polybot/bus';
 import { venueUrls, type Service, type ServiceContext } from '@polybot/core';
 import { GammaClient, type MarketInfo, type MarketWsStatus } from '@polybot/polymarket';
-import type { BusMessage, RpcResult, Unstamped } from '@polybot/protocol';
+import { Codec, type BusMessage, type RpcResult, type Unstamped } from '@polybot/protocol';
 import { csv, DiscoveryAdapter } from './adapters/gamma.js';
 import { MarketChannelAdapter } from './adapters/market-ws.js';
 import { createRtdsAdapter, type RtdsAdapter } from './adapters/rtds.js';
-import { BookKeeper, type TokenInfo } from './books.js';
+import { BookKeeper, type BookCheckpoint, type TokenInfo } from './books.js';
 import type { ScannerConfig } from './config.js';
 import { TypeMetrics } from './metrics.js';
 import type { RawFrame } from './pipeline/types.js';
 import { processGammaFrame } from './processors/gamma.js';
 import { processMarketFrame, processRestBook, type FrameResult } from './processors/market.js';
 import { newerOnly, processRtdsFrame, refPriceMessage, refPriceTopic } from './processors/rtds.js';
+import { applyRetention, RecordingWriter } from './recording/index.js';
 import { MarketRegistry } from './registry.js';
+import { ReplayRun, type ReplayStatus } from './replay.js';
 import { createGammaRoundLookup, createRoundWatchers, type RoundWatchers } from './rounds.js';
 
 export { L2Book } from './book.js';
@@ -21,6 +25,12 @@ export { ScannerConfig } from './config.js';
 export { MarketRegistry, SCANNER_MIGRATIONS } from './registry.js';
 export { processMarketFrame, processRestBook, PROCESSORS, type NormalizedEvent } from './processors/market.js';
 export type { RawFrame, RecordingRecord } from './pipeline/types.js';
+export { RecordingReader, RecordingWriter, syntheticFrames, syntheticMarkets } from './recording/index.js';
+
+/** The scanner service plus a direct way in for benchmarks: frames fed as if an adapter sent them. */
+export interface ScannerService extends Service {
+  ingestFrames(frames: Iterable<RawFrame>): void;
+}
 
 const REST_TIMEOUT_MS = 5000;
 /** A token is re-snapshotted over REST at most this often. */
@@ -34,7 +44,7 @@ const RESNAPSHOT_CONCURRENCY = 8;
  * publishes top of book, depth, trades and trust changes on `prices.pub`; late joiners ask
  * `scanner.rep` for `books.snapshot`.
  */
-export function createScannerService(ctx: ServiceContext<ScannerConfig>): Service {
+export function createScannerService(ctx: ServiceContext<ScannerConfig>): ScannerService {
   const cfg = ctx.config;
   const urls = venueUrls(cfg);
   const log = ctx.log.child({ component: 'scanner' });
@@ -53,7 +63,17 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
   const roundAssets = cfg.POLYBOT_SCANNER_ROUND_ASSETS === 'none' ? [] : csv(cfg.POLYBOT_SCANNER_ROUND_ASSETS).map((a) => a.toUpperCase());
   let watchdog: NodeJS.Timeout | undefined;
   let flusher: NodeJS.Timeout | undefined;
+  let retentionTimer: NodeJS.Timeout | undefined;
   let stopped = false;
+  /** `live` follows the venue; `replay` feeds a recording instead (live adapters stopped meanwhile). */
+  let mode: 'live' | 'replay' | 'idle' = 'idle';
+  let replay: ReplayRun | undefined;
+  let lastReplay: ReplayStatus = { state: 'idle', records_done: 0, records_total: 0, events_per_s: 0 };
+  let replayClock = 0;
+  let recorder: RecordingWriter | undefined;
+  let recordingName: string | undefined;
+  let recordingStartedAt = 0;
+  const codec = new Codec();
 
   /** Markets from discovery and markets pinned by others (rounds); books follow the union. */
   let discovered: MarketInfo[] = [];
@@ -74,6 +94,8 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
   const pending = new Set<Promise<unknown>>();
 
   function requestSnapshot(tokenId: string): void {
+    // A replay has its REST answers in the recording; asking the venue now would change history.
+    if (mode !== 'live') return;
     const now = Date.now();
     if (stopped || restQueued.has(tokenId) || now - (lastResnapAt.get(tokenId) ?? -Infinity) < RESNAPSHOT_MIN_INTERVAL_MS) return;
     restQueued.add(tokenId);
@@ -139,7 +161,7 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
       }
     }
     const { added, removed } = books.setTokens(tokens);
-    market?.setAssets(tokens.keys());
+    if (mode === 'live') market?.setAssets(tokens.keys());
     if (added.length || removed.length) log.info({ markets: all.size, added: added.length, removed: removed.length }, 'followed markets changed');
   }
 
@@ -171,6 +193,7 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
   /** Every raw frame, live or replayed, enters here. */
   function ingest(frame: RawFrame): void {
     counters.frames++;
+    recorder?.append({ kind: 'raw', source: frame.source, conn: frame.conn, recvTs: frame.recvTs, data: frame.data });
     try {
       switch (frame.source) {
         case 'market':
@@ -202,6 +225,27 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
           }
           return;
         }
+        case 'pins': {
+          const list = processGammaFrame(frame.data);
+          if (typeof list === 'string') {
+            counters.invalid_frames++;
+            return;
+          }
+          pinned.clear();
+          for (const m of list) pinned.set(m.conditionId, m);
+          applyMarkets();
+          return;
+        }
+        case 'market_status': {
+          const st = JSON.parse(frame.data) as { state?: unknown; assets?: unknown };
+          if (st.state === 'closed' && Array.isArray(st.assets)) books.disconnected(st.assets.filter((a): a is string => typeof a === 'string'), frame.recvTs);
+          return;
+        }
+        case 'checkpoint': {
+          const cps = JSON.parse(frame.data) as BookCheckpoint[];
+          if (Array.isArray(cps)) books.restore(cps, frame.recvTs);
+          return;
+        }
         default:
           // `round` frames are Gamma answers kept for recordings; the watchers act on them directly.
           return;
@@ -215,7 +259,8 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
 
   function onShardStatus(shard: number, s: MarketWsStatus, assets: readonly string[]): void {
     if (s.state === 'closed') {
-      books.disconnected(assets, Date.now());
+      // Through the pipeline, so a recording holds the gap and a replay voids the same books.
+      ingest({ source: 'market_status', conn: shard, recvTs: Date.now(), data: JSON.stringify({ state: 'closed', assets }) });
       log.warn({ shard, reason: s.reason, assets: assets.length }, 'market ws shard disconnected');
     }
   }
@@ -227,6 +272,11 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
       books.touch(id, now);
       requestSnapshot(id);
     }
+  }
+
+  /** The pinned set changes through the pipeline, so a recording follows the same tokens. */
+  function ingestPins(list: MarketInfo[]): void {
+    ingest({ source: 'pins', conn: 0, recvTs: Date.now(), data: JSON.stringify(list) });
   }
 
   /** Per-asset round figures, typed by asset for `/metrics`. */
@@ -241,12 +291,223 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
     return out;
   }
 
+  // -------------------------------------------------------------- live adapters
+
+  async function startLive(): Promise<void> {
+    mode = 'live';
+    market ??= new MarketChannelAdapter({
+      url: urls.ws,
+      sink: ingest,
+      shardSize: cfg.POLYBOT_SCANNER_SHARD_SIZE,
+      staleMs,
+      pingIntervalMs: Math.min(cfg.POLYBOT_SCANNER_PING_MS, Math.max(50, Math.floor(staleMs / 3))),
+      onShardStatus,
+      initialBackoffMs: cfg.POLYBOT_SCANNER_RECONNECT_MS,
+      log: log.child({ component: 'market-ws' }),
+    });
+    discovery ??= new DiscoveryAdapter({
+      gamma,
+      selection: {
+        watch: csv(cfg.POLYBOT_SCANNER_WATCH),
+        tags: csv(cfg.POLYBOT_SCANNER_TAGS),
+        series: csv(cfg.POLYBOT_SCANNER_SERIES),
+        minVolume: cfg.POLYBOT_SCANNER_MIN_VOLUME,
+        minLiquidity: cfg.POLYBOT_SCANNER_MIN_LIQUIDITY,
+        endWithinHours: cfg.POLYBOT_SCANNER_END_WITHIN_HOURS,
+        maxMarkets: cfg.POLYBOT_SCANNER_MAX_MARKETS,
+      },
+      intervalMs: cfg.POLYBOT_SCANNER_DISCOVERY_INTERVAL_MS,
+      sink: ingest,
+      log,
+    });
+    market.start();
+    await discovery.start();
+    if (stopped || mode !== 'live') return;
+    if (cfg.POLYBOT_SCANNER_RTDS) {
+      rtds = createRtdsAdapter({
+        url: urls.rtds,
+        sink: ingest,
+        symbols: csv(cfg.POLYBOT_SCANNER_RTDS_SYMBOLS),
+        log: log.child({ component: 'rtds' }),
+        staleMs: Math.max(staleMs, 20_000),
+      });
+      rtds.start();
+    }
+    if (roundAssets.length > 0) {
+      rounds = createRoundWatchers(
+        {
+          assets: roundAssets,
+          roundSeconds: cfg.POLYBOT_SCANNER_ROUND_SECONDS,
+          prefetchMs: cfg.POLYBOT_SCANNER_ROUND_PREFETCH_MS,
+          endingLeadMs: cfg.POLYBOT_SCANNER_ROUND_ENDING_LEAD_MS,
+          resolvePollMs: 5000,
+        },
+        {
+          gamma: createGammaRoundLookup(urls.gamma, { timeoutMs: 10_000 }),
+          publish: (topic, msg) => publish(topic, msg),
+          track: (m) => {
+            if (!pinned.has(m.conditionId)) ingestPins([...pinned.values(), m]);
+          },
+          untrack: (m) => {
+            if (pinned.has(m.conditionId)) ingestPins([...pinned.values()].filter((x) => x.conditionId !== m.conditionId));
+          },
+          onFrame: ingest,
+          log: log.child({ component: 'rounds' }),
+        },
+      );
+      rounds.start();
+    }
+    watchdog = setInterval(checkQuietAssets, Math.max(1000, Math.floor(cfg.POLYBOT_SCANNER_ASSET_STALE_MS / 4)));
+    // Depth held back by the book interval goes out even when no further frame arrives.
+    if (cfg.POLYBOT_SCANNER_BOOK_INTERVAL_MS > 0) flusher = setInterval(() => books.flush(Date.now()), cfg.POLYBOT_SCANNER_BOOK_INTERVAL_MS);
+  }
+
+  async function stopLive(): Promise<void> {
+    if (watchdog) clearInterval(watchdog);
+    if (flusher) clearInterval(flusher);
+    watchdog = flusher = undefined;
+    await rounds?.stop();
+    await rtds?.stop();
+    rounds = rtds = undefined;
+    await discovery?.stop();
+    await market?.stop();
+    restQueue.length = 0;
+    restQueued.clear();
+    await Promise.allSettled([...pending]);
+  }
+
+  /** Forgets every book and market: what follows (a replay, or the live feed again) starts clean. */
+  function clearState(): void {
+    discovered = [];
+    pinned.clear();
+    books.setTokens(new Map());
+    books.reset();
+    refSeen.clear();
+  }
+
+  // -------------------------------------------------------------- record and replay
+
+  function recordStatus(): RpcResult<'record.status'> {
+    const st = recorder?.stats();
+    return {
+      recording: recorder !== undefined,
+      ...(recordingName ? { name: recordingName, dir: join(ctx.paths.recordings, recordingName), started_at: recordingStartedAt } : {}),
+      records: st?.records ?? 0,
+      raw_frames: st?.rawFrames ?? 0,
+      events: st?.events ?? 0,
+      bytes: st?.bytes ?? 0,
+      segments: st?.segments ?? 0,
+    };
+  }
+
+  async function startRecording(name?: string): Promise<RpcResult<'record.start'>> {
+    if (recorder) throw new RpcFailure('already_recording', `already recording to ${recordingName}; stop it first (polybot record stop)`);
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
+    const n = name ?? `rec-${stamp}`;
+    const w = await RecordingWriter.open(join(ctx.paths.recordings, n), {
+      maxSegmentBytes: cfg.POLYBOT_RECORDING_SEGMENT_MB * 1024 * 1024,
+      maxSegmentMs: cfg.POLYBOT_RECORDING_SEGMENT_MINUTES * 60_000,
+    });
+    recorder = w;
+    recordingName = n;
+    recordingStartedAt = Date.now();
+    // A recording that starts mid-stream needs the markets and books it will see: the current list
+    // (pinned round markets included) and a checkpoint of the trusted books.
+    const now = Date.now();
+    if (discovered.length > 0) w.append({ kind: 'raw', source: 'gamma', conn: 0, recvTs: now, data: JSON.stringify(discovered) });
+    if (pinned.size > 0) w.append({ kind: 'raw', source: 'pins', conn: 0, recvTs: now, data: JSON.stringify([...pinned.values()]) });
+    const cps = books.checkpoint();
+    if (cps.length > 0) w.append({ kind: 'raw', source: 'checkpoint', conn: 0, recvTs: now, data: JSON.stringify(cps) });
+    log.info({ name: n, dir: join(ctx.paths.recordings, n) }, 'recording started');
+    return recordStatus();
+  }
+
+  async function stopRecording(): Promise<RpcResult<'record.stop'>> {
+    const w = recorder;
+    if (!w) return recordStatus();
+    const st = recordStatus();
+    recorder = undefined;
+    await w.close();
+    log.info({ name: recordingName, records: st.records, bytes: w.stats().bytes }, 'recording stopped');
+    recordingName = undefined;
+    return { ...st, recording: false, bytes: w.stats().bytes };
+  }
+
+  function runRetention(): void {
+    const days = cfg.POLYBOT_RECORDING_RETENTION_DAYS;
+    const gb = cfg.POLYBOT_RECORDING_MAX_GB;
+    if (!existsSync(ctx.paths.recordings) || (days <= 0 && gb <= 0)) return;
+    try {
+      const res = applyRetention(ctx.paths.recordings, {
+        ...(days > 0 ? { maxAgeMs: days * 86_400_000 } : {}),
+        ...(gb > 0 ? { maxBytes: Math.floor(gb * 1024 ** 3) } : {}),
+        keep: recorder?.activePaths() ?? [],
+      });
+      if (res.deleted.length > 0) log.info({ deleted: res.deleted.length, freed_bytes: res.freedBytes }, 'old recordings deleted (retention)');
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'recording retention failed');
+    }
+  }
+
+  function resolveRecording(name: string): string {
+    return isAbsolute(name) || name.includes('/') ? name : join(ctx.paths.recordings, name);
+  }
+
+  async function startReplay(p: { recording: string; speed: number }): Promise<ReplayStatus> {
+    if (replay) throw new RpcFailure('replay_running', `a replay of ${replay.recording} is running; stop it first (polybot replay --stop)`);
+    const dir = resolveRecording(p.recording);
+    if (!existsSync(dir)) throw new RpcFailure('not_found', `no recording at ${dir}; list them with polybot record list`);
+    const wasLive = mode === 'live';
+    if (wasLive) await stopLive();
+    mode = 'replay';
+    clearState();
+    replayClock = 0;
+    publisher!.clock = () => replayClock;
+    try {
+      replay = await ReplayRun.start(dir, p.speed, {
+        frame: ingest,
+        clock: (ts) => (replayClock = ts),
+        event: (topic, payload) => {
+          const res = codec.decodePayload(payload, topic);
+          if (!res.ok) return;
+          // Re-stamped by our publisher: the envelope of the recorded copy is not ours to repeat.
+          const { v: _v, src: _s, seq: _q, ts: _t, ...rest } = res.msg as BusMessage & Record<string, unknown>;
+          publish(topic, rest as Unstamped<BusMessage>);
+        },
+        finished: (st) => void finishReplay(st, wasLive),
+      });
+    } catch (err) {
+      await finishReplay({ ...lastReplay, state: 'failed', error: (err as Error).message }, wasLive);
+      throw new RpcFailure('bad_recording', (err as Error).message);
+    }
+    log.info({ recording: dir, speed: p.speed, records: replay.status().records_total }, 'replay started');
+    return replay.status();
+  }
+
+  async function finishReplay(st: ReplayStatus, resumeLive: boolean): Promise<void> {
+    // Depth still held back by the book interval is part of what the recording showed.
+    books.flush(replayClock + cfg.POLYBOT_SCANNER_BOOK_INTERVAL_MS + 1);
+    lastReplay = st;
+    replay = undefined;
+    if (publisher) publisher.clock = Date.now;
+    log.info({ state: st.state, records: st.records_done, events_per_s: st.events_per_s, error: st.error }, 'replay finished');
+    clearState();
+    if (stopped) return;
+    if (resumeLive || cfg.POLYBOT_SCANNER_SOURCE === 'live') await startLive();
+    else mode = 'idle';
+  }
+
   // -------------------------------------------------------------- lifecycle
 
   return {
+    ingestFrames(frames: Iterable<RawFrame>) {
+      for (const f of frames) ingest(f);
+    },
+
     async start() {
       registry = new MarketRegistry(ctx.paths.polybotDb);
       publisher = new BusPublisher({ endpoint: ctx.endpoints['prices.pub'], mode: 'bind', src: 'scanner', log });
+      publisher.tap = (topic, payload, ts) => recorder?.append({ kind: 'event', recvTs: ts, topic, payload });
       await publisher.start();
       replier = new BusReplier({
         endpoint: ctx.endpoints['scanner.rep'],
@@ -255,90 +516,40 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
         handlers: {
           'books.snapshot': (p: Record<string, unknown>): RpcResult<'books.snapshot'> =>
             books.snapshot(p.token_ids as string[] | undefined, (p.depth as number | undefined) ?? cfg.POLYBOT_SCANNER_BOOK_DEPTH, publisher?.stats.seq ?? 0),
+          'record.start': (p) => startRecording(p.name as string | undefined),
+          'record.stop': () => stopRecording(),
+          'record.status': () => recordStatus(),
+          'replay.start': (p) => startReplay(p as { recording: string; speed: number }),
+          'replay.stop': async () => {
+            const r = replay;
+            if (!r) return lastReplay;
+            r.stop();
+            return r.finished;
+          },
+          'replay.status': () => replay?.status() ?? lastReplay,
         },
       });
       await replier.start();
-      market = new MarketChannelAdapter({
-        url: urls.ws,
-        sink: ingest,
-        shardSize: cfg.POLYBOT_SCANNER_SHARD_SIZE,
-        staleMs,
-        pingIntervalMs: Math.min(cfg.POLYBOT_SCANNER_PING_MS, Math.max(50, Math.floor(staleMs / 3))),
-        onShardStatus,
-        initialBackoffMs: cfg.POLYBOT_SCANNER_RECONNECT_MS,
-        log: log.child({ component: 'market-ws' }),
-      });
-      discovery = new DiscoveryAdapter({
-        gamma,
-        selection: {
-          watch: csv(cfg.POLYBOT_SCANNER_WATCH),
-          tags: csv(cfg.POLYBOT_SCANNER_TAGS),
-          series: csv(cfg.POLYBOT_SCANNER_SERIES),
-          minVolume: cfg.POLYBOT_SCANNER_MIN_VOLUME,
-          minLiquidity: cfg.POLYBOT_SCANNER_MIN_LIQUIDITY,
-          endWithinHours: cfg.POLYBOT_SCANNER_END_WITHIN_HOURS,
-          maxMarkets: cfg.POLYBOT_SCANNER_MAX_MARKETS,
-        },
-        intervalMs: cfg.POLYBOT_SCANNER_DISCOVERY_INTERVAL_MS,
-        sink: ingest,
-        log,
-      });
-      log.info({ gamma: urls.gamma, clob: urls.clob, ws: urls.ws, rtds: cfg.POLYBOT_SCANNER_RTDS ? urls.rtds : 'off', rounds: roundAssets }, 'scanner starting');
-      market.start();
-      await discovery.start();
-      if (cfg.POLYBOT_SCANNER_RTDS) {
-        rtds = createRtdsAdapter({
-          url: urls.rtds,
-          sink: ingest,
-          symbols: csv(cfg.POLYBOT_SCANNER_RTDS_SYMBOLS),
-          log: log.child({ component: 'rtds' }),
-          staleMs: Math.max(staleMs, 20_000),
-        });
-        rtds.start();
-      }
-      if (roundAssets.length > 0) {
-        rounds = createRoundWatchers(
-          {
-            assets: roundAssets,
-            roundSeconds: cfg.POLYBOT_SCANNER_ROUND_SECONDS,
-            prefetchMs: cfg.POLYBOT_SCANNER_ROUND_PREFETCH_MS,
-            endingLeadMs: cfg.POLYBOT_SCANNER_ROUND_ENDING_LEAD_MS,
-            resolvePollMs: 5000,
-          },
-          {
-            gamma: createGammaRoundLookup(urls.gamma, { timeoutMs: 10_000 }),
-            publish: (topic, msg) => publish(topic, msg),
-            track: (m) => {
-              pinned.set(m.conditionId, m);
-              applyMarkets();
-            },
-            untrack: (m) => {
-              pinned.delete(m.conditionId);
-              applyMarkets();
-            },
-            onFrame: ingest,
-            log: log.child({ component: 'rounds' }),
-          },
-        );
-        rounds.start();
-      }
-      watchdog = setInterval(checkQuietAssets, Math.max(1000, Math.floor(cfg.POLYBOT_SCANNER_ASSET_STALE_MS / 4)));
-      // Depth held back by the book interval goes out even when no further frame arrives.
-      if (cfg.POLYBOT_SCANNER_BOOK_INTERVAL_MS > 0) flusher = setInterval(() => books.flush(Date.now()), cfg.POLYBOT_SCANNER_BOOK_INTERVAL_MS);
+      log.info(
+        { gamma: urls.gamma, clob: urls.clob, ws: urls.ws, rtds: cfg.POLYBOT_SCANNER_RTDS ? urls.rtds : 'off', rounds: roundAssets, source: cfg.POLYBOT_SCANNER_SOURCE },
+        'scanner starting',
+      );
+      runRetention();
+      retentionTimer = setInterval(runRetention, 3_600_000);
+      if (cfg.POLYBOT_SCANNER_RECORD) await startRecording();
+      if (cfg.POLYBOT_SCANNER_SOURCE === 'live') await startLive();
     },
 
     async stop() {
       if (stopped) return;
       stopped = true;
-      if (watchdog) clearInterval(watchdog);
-      if (flusher) clearInterval(flusher);
-      await rounds?.stop();
-      await rtds?.stop();
-      await discovery?.stop();
-      await market?.stop();
-      await Promise.allSettled([...pending]);
+      if (retentionTimer) clearInterval(retentionTimer);
+      replay?.stop();
+      await replay?.finished;
+      await stopLive();
       await replier?.close();
       await publisher?.close(500);
+      await stopRecording().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'recording did not close cleanly'));
       registry?.close();
     },
 
@@ -385,10 +596,19 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Servic
         ...roundMetrics(),
         invalid_markets: d.invalid_markets ?? 0,
         last_data_age_ms: market && market.assets > 0 ? market.maxDataAgeMs : -1,
+        source: mode,
+        recording: recorder ? 1 : 0,
+        recording_bytes: recorder?.stats().bytes ?? 0,
+        replay_records_done: replay?.status().records_done ?? lastReplay.records_done,
       };
     },
 
     health() {
+      if (mode === 'replay') {
+        const st = replay?.status();
+        return { state: 'running', message: `replaying ${st?.recording ?? ''} (${st?.records_done ?? 0}/${st?.records_total ?? 0} records)` };
+      }
+      if (mode === 'idle') return { state: 'running', message: 'replay-only scanner: waiting for a replay (polybot replay)' };
       if (books.tokens.size === 0) {
         const err = discovery?.lastError;
         return { state: 'degraded', message: err ? `market discovery failing: ${err}` : 'no markets discovered yet' };

@@ -15,7 +15,16 @@ export type FrameSource =
   /** An RTDS reference-price frame. */
   | 'rtds'
   /** A round watcher's Gamma lookup of one round market. */
-  | 'round';
+  | 'round'
+  /** Markets followed besides discovery's (the rounds'), as a full list in the `gamma` frame's form. */
+  | 'pins'
+  /** A market-channel connection closed: `{"state":"closed","assets":[…]}` (its books are void). */
+  | 'market_status'
+  /**
+   * The scanner's own books when a recording starts mid-stream (not a venue frame): what the venue's
+   * earlier frames had built, so a replay starts from the same state.
+   */
+  | 'checkpoint';
 
 export interface RawFrame {
   source: FrameSource;
