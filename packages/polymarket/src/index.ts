@@ -10,3 +10,5 @@ export * from './user-ws.js';
 export * from './keystore.js';
 export * from './rate-limit.js';
 export * from './resilience.js';
+export * from './clob-account.js';
+export * from './heartbeat.js';
