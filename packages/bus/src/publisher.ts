@@ -51,9 +51,9 @@ export class BusPublisher {
   /** Stamps and queues a message; returns false if it was invalid or the queue was full. */
   publish<M extends BusMessage>(topic: string, msg: Unstamped<M>): boolean {
     const ts = this.clock();
-    const full = { ...msg, v: PROTOCOL_VERSION, src: this.opts.src, seq: this.seq + 1, ts } as BusMessage;
+    const envelope = { v: PROTOCOL_VERSION, src: this.opts.src, seq: this.seq + 1, ts };
     if (this.opts.validate !== false) {
-      const problem = this.codec.check(full);
+      const problem = this.codec.check({ ...msg, ...envelope } as BusMessage);
       if (problem) {
         this.invalid++;
         if (this.invalid <= 5) this.log.error({ topic, problem }, 'refusing to publish an invalid message');
@@ -61,7 +61,7 @@ export class BusPublisher {
       }
     }
     this.seq++;
-    const frames = this.codec.encode(topic, full);
+    const frames = this.codec.encodeWith(topic, msg as Record<string, unknown>, envelope);
     if (this.tap) {
       try {
         this.tap(topic, frames[1], ts);
@@ -74,6 +74,11 @@ export class BusPublisher {
 
   get stats() {
     return { seq: this.seq, sent: this.queue.sent, dropped: this.queue.dropped, queued: this.queue.length, invalid: this.invalid };
+  }
+
+  /** Resolves true once every queued message was handed to ZeroMQ (false after `timeoutMs`). */
+  drain(timeoutMs = 1000): Promise<boolean> {
+    return this.queue.drain(timeoutMs);
   }
 
   async close(drainMs = 1000): Promise<void> {

@@ -6,3 +6,5 @@ export { listProcesses, selectApps, startCommand, type ProcRow } from './start.j
 export { fetchHealth, logFile, REPO_ROOT, resolveStack, type AppSpec, type HealthAnswer, type Stack } from './stack.js';
 export { statusCommand } from './status.js';
 export { stopCommand } from './stop.js';
+export { askScanner, recordCommand } from './record.js';
+export { parseSpeed, replayCommand } from './replay.js';

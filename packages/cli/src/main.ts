@@ -3,6 +3,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError } from '@polybot/core';
 import { doctorCommand } from './doctor.js';
 import { logsCommand } from './logs.js';
+import { recordCommand } from './record.js';
+import { replayCommand } from './replay.js';
 import { startCommand } from './start.js';
 import { statusCommand } from './status.js';
 import { stopCommand } from './stop.js';
@@ -42,6 +44,23 @@ program
   .option('-n, --lines <n>', 'lines per file', positiveInt, 50)
   .option('-f, --follow', 'keep printing new lines')
   .action((name: string | undefined, o: { lines: number; follow?: boolean }) => logsCommand(name, o));
+
+program
+  .command('record')
+  .description("control the scanner's recorder: raw venue frames and published events into data/recordings/<name>")
+  .argument('<action>', 'start, stop, status or list')
+  .option('--name <name>', 'recording name for start (default rec-<date>-<time>)')
+  .option('--json', 'print JSON')
+  .action((action: string, o: { name?: string; json?: boolean }) => recordCommand(action, o));
+
+program
+  .command('replay')
+  .description('feed a recording through the scanner instead of the live feed (the rest of the system cannot tell)')
+  .argument('[recording]', 'name under data/recordings, or a path')
+  .option('--speed <x|max>', 'multiple of recorded time, or max for as fast as possible', '1')
+  .option('--standalone', 'run a replay-only scanner in this process (when the stack is not running)')
+  .option('--stop', 'stop the running replay')
+  .action((recording: string | undefined, o: { speed: string; standalone?: boolean; stop?: boolean }) => replayCommand(recording, o));
 
 program
   .command('doctor')

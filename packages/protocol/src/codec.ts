@@ -9,6 +9,7 @@ import {
   SignalEvent,
   type BusMessage,
 } from './messages.js';
+import { FlatEncoder } from './fast-msgpack.js';
 import { MAX_TOPIC_BYTES, TOPIC_ROOT } from './topics.js';
 
 export type DecodeErrorCode =
@@ -85,6 +86,8 @@ function firstError(v: AnyValidator, msg: unknown): string {
  */
 export class Codec {
   private readonly encoder = new Encoder({ ignoreUndefined: true });
+  private readonly flat = new FlatEncoder();
+  private readonly topicCache = new Map<string, Buffer>();
   private readonly decoder: Decoder;
   readonly limits: CodecLimits;
 
@@ -107,12 +110,31 @@ export class Codec {
   }
 
   encodePayload(msg: BusMessage): Uint8Array {
+    const fast = this.flat.encode(msg as unknown as Record<string, unknown>);
+    if (fast) return fast;
     // Copy: the encoder reuses its buffer for the next call.
     return this.encoder.encode(msg).slice();
   }
 
   encode(topic: string, msg: BusMessage): [Buffer, Uint8Array] {
-    return [Buffer.from(topic, 'utf8'), this.encodePayload(msg)];
+    return [this.topicFrame(topic), this.encodePayload(msg)];
+  }
+
+  /** `encode` of `msg` plus envelope fields, without building the merged object first. */
+  encodeWith(topic: string, msg: Record<string, unknown>, envelope: Record<string, unknown>): [Buffer, Uint8Array] {
+    const fast = this.flat.encode(msg, envelope);
+    return [this.topicFrame(topic), fast ?? this.encoder.encode({ ...msg, ...envelope }).slice()];
+  }
+
+  /** Topic frames repeat (one per token): reuse their bytes. ZeroMQ copies them on send. */
+  private topicFrame(topic: string): Buffer {
+    let b = this.topicCache.get(topic);
+    if (!b) {
+      b = Buffer.from(topic, 'utf8');
+      if (this.topicCache.size >= 20_000) this.topicCache.clear();
+      this.topicCache.set(topic, b);
+    }
+    return b;
   }
 
   /** Decodes a payload frame into a validated message (topic checks are the caller's). */

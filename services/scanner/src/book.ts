@@ -1,5 +1,3 @@
-import { fromMicros, toMicros } from '@polybot/protocol';
-
 export interface VenueLevel {
   price: string;
   size: string;
@@ -9,22 +7,96 @@ export interface VenueLevel {
 export type WireLevel = [number, number];
 
 export interface TopOfBook {
-  bid: bigint | null;
-  ask: bigint | null;
-  bidSize: bigint;
-  askSize: bigint;
+  bid: number | null;
+  ask: number | null;
+  bidSize: number;
+  askSize: number;
 }
 
-const num = (micros: bigint) => Number(fromMicros(micros));
+/**
+ * Largest size a book level may hold, in micros: 10^9 shares. Integer micros below 2^53 are exact
+ * in a double, so levels need neither bigint nor strings on the hot path (the processors refuse
+ * anything bigger as absurd).
+ */
+export const MAX_LEVEL_MICROS = 1e15;
 
 /**
- * Local L2 book for one token. Prices and sizes are bigint micros (the venue's 6-decimal grid), so
+ * A venue decimal string ("0.5", ".48", "1304.72", "100.0000") as integer micros, half-up past
+ * six decimals like `toMicros`; NaN for anything else. Exact: only integer arithmetic below 2^53.
+ */
+export function parseMicros(s: string): number {
+  const n = s.length;
+  if (n === 0 || n > 40) return NaN;
+  let i = 0;
+  let int = 0;
+  let digits = 0;
+  for (; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46) break;
+    if (c < 48 || c > 57) return NaN;
+    int = int * 10 + (c - 48);
+    digits++;
+  }
+  let frac = 0;
+  let fd = 0;
+  if (i < n) {
+    i++;
+    for (; i < n && fd < 6; i++, fd++) {
+      const c = s.charCodeAt(i);
+      if (c < 48 || c > 57) return NaN;
+      frac = frac * 10 + (c - 48);
+    }
+    let roundUp = false;
+    if (i < n) {
+      const c = s.charCodeAt(i);
+      if (c < 48 || c > 57) return NaN;
+      roundUp = c >= 53;
+      for (i++; i < n; i++) {
+        const d = s.charCodeAt(i);
+        if (d < 48 || d > 57) return NaN;
+      }
+    }
+    if (digits === 0 && fd === 0) return NaN;
+    while (fd < 6) {
+      frac *= 10;
+      fd++;
+    }
+    if (roundUp) frac++;
+  } else if (digits === 0) {
+    return NaN;
+  }
+  const v = int * 1_000_000 + frac;
+  return v <= MAX_LEVEL_MICROS ? v : NaN;
+}
+
+/** Micros → the wire's number (division of exact integers is correctly rounded: "0.51" → 0.51). */
+export const microsToNumber = (m: number): number => m / 1_000_000;
+
+/** Exact mid in micros, rounded half-up to a micro (tick grids are far coarser). */
+export function midMicros(bid: number, ask: number): number {
+  const sum = bid + ask;
+  return (sum - (sum % 2)) / 2 + (sum % 2);
+}
+
+/** Micros → plain decimal string ("510000" → "0.51"). */
+export function microsToString(m: number): string {
+  const int = Math.floor(m / 1_000_000);
+  const frac = m - int * 1_000_000;
+  if (frac === 0) return String(int);
+  return `${int}.${String(frac).padStart(6, '0').replace(/0+$/, '')}`;
+}
+
+const byDesc = (a: number, b: number) => b - a;
+const byAsc = (a: number, b: number) => a - b;
+
+/**
+ * Local L2 book for one token. Prices and sizes are integer micros (the venue's 6-decimal grid), so
  * level keys are exact and "0.50" and ".5" are the same level. The venue lists levels best LAST;
  * the maps do not care about order, and reads sort best first.
  */
 export class L2Book {
-  readonly bids = new Map<bigint, bigint>();
-  readonly asks = new Map<bigint, bigint>();
+  readonly bids = new Map<number, number>();
+  readonly asks = new Map<number, number>();
   /** A snapshot was applied since the last (re)connect; deltas without one are meaningless. */
   hasSnapshot = false;
   /** False once the book crossed after an update, until a fresh snapshot arrives. */
@@ -34,8 +106,8 @@ export class L2Book {
   /** Where the last snapshot came from: REST answers can be newer than WS deltas still in flight. */
   snapshotOrigin: 'ws' | 'rest' = 'ws';
   /** Best prices, kept up to date incrementally: only removing the best level needs a scan. */
-  private bestBid: bigint | null = null;
-  private bestAsk: bigint | null = null;
+  private bestBid: number | null = null;
+  private bestAsk: number | null = null;
 
   constructor(
     readonly tokenId: string,
@@ -58,17 +130,18 @@ export class L2Book {
 
   /** `size` is the new aggregate size at `price`; "0" (or absent) removes the level. */
   applyChange(side: 'BUY' | 'SELL', price: string, size: string | undefined, ts: number, hash?: string): void {
-    const p = toMicros(price);
-    const s = toMicros(size ?? '0');
+    const p = parseMicros(price);
+    const s = parseMicros(size ?? '0');
+    if (!(p >= 0) || !(s >= 0)) return;
     if (side === 'BUY') {
-      if (s <= 0n) {
+      if (s === 0) {
         this.bids.delete(p);
         if (p === this.bestBid) this.bestBid = scanBest(this.bids, true);
       } else {
         this.bids.set(p, s);
         if (this.bestBid === null || p > this.bestBid) this.bestBid = p;
       }
-    } else if (s <= 0n) {
+    } else if (s === 0) {
       this.asks.delete(p);
       if (p === this.bestAsk) this.bestAsk = scanBest(this.asks, false);
     } else {
@@ -93,8 +166,8 @@ export class L2Book {
     return {
       bid,
       ask,
-      bidSize: bid === null ? 0n : (this.bids.get(bid) ?? 0n),
-      askSize: ask === null ? 0n : (this.asks.get(ask) ?? 0n),
+      bidSize: bid === null ? 0 : (this.bids.get(bid) ?? 0),
+      askSize: ask === null ? 0 : (this.asks.get(ask) ?? 0),
     };
   }
 
@@ -105,32 +178,31 @@ export class L2Book {
 
   /** Up to `depth` levels per side, best first (bids descending, asks ascending). */
   levels(depth: number): { bids: WireLevel[]; asks: WireLevel[] } {
-    const bids = [...this.bids.entries()].sort((a, b) => (a[0] > b[0] ? -1 : a[0] < b[0] ? 1 : 0)).slice(0, depth);
-    const asks = [...this.asks.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).slice(0, depth);
-    return {
-      bids: bids.map(([p, s]) => [num(p), num(s)]),
-      asks: asks.map(([p, s]) => [num(p), num(s)]),
-    };
+    return { bids: side(this.bids, depth, byDesc), asks: side(this.asks, depth, byAsc) };
   }
 }
 
-function scanBest(side: Map<bigint, bigint>, highest: boolean): bigint | null {
-  let best: bigint | null = null;
+function side(m: Map<number, number>, depth: number, order: (a: number, b: number) => number): WireLevel[] {
+  const prices = [...m.keys()].sort(order);
+  const n = Math.min(depth, prices.length);
+  const out: WireLevel[] = new Array<WireLevel>(n);
+  for (let i = 0; i < n; i++) {
+    const p = prices[i]!;
+    out[i] = [p / 1_000_000, m.get(p)! / 1_000_000];
+  }
+  return out;
+}
+
+function scanBest(side: Map<number, number>, highest: boolean): number | null {
+  let best: number | null = null;
   for (const p of side.keys()) if (best === null || (highest ? p > best : p < best)) best = p;
   return best;
 }
 
-function setLevel(side: Map<bigint, bigint>, price: string, size: string): void {
-  const p = toMicros(price);
-  const s = toMicros(size);
-  if (s <= 0n) side.delete(p);
+function setLevel(side: Map<number, number>, price: string, size: string): void {
+  const p = parseMicros(price);
+  const s = parseMicros(size);
+  if (!(p >= 0) || !(s >= 0)) return;
+  if (s === 0) side.delete(p);
   else side.set(p, s);
 }
-
-/** Exact mid in micros, rounded half-up to a micro (tick grids are far coarser). */
-export function midMicros(bid: bigint, ask: bigint): bigint {
-  const sum = bid + ask;
-  return sum / 2n + (sum % 2n);
-}
-
-export const microsToNumber = num;

@@ -1,7 +1,5 @@
 import {
-  fromMicros,
   topics,
-  toMicros,
   type BookMessage,
   type BookStatusMessage,
   type BusMessage,
@@ -11,7 +9,7 @@ import {
   type TradeMessage,
   type Unstamped,
 } from '@polybot/protocol';
-import { L2Book, microsToNumber, midMicros } from './book.js';
+import { L2Book, microsToNumber, microsToString, midMicros, parseMicros } from './book.js';
 import type { NBook, NBestBidAsk, NLevelChange, NLastTrade, NMarketResolved, NNewMarket, NormalizedEvent, NPriceChange, NTickSizeChange } from './processors/market.js';
 
 /** One book in a recording's checkpoint frame. */
@@ -76,6 +74,8 @@ interface BookState {
 export class BookKeeper {
   readonly tokens = new Map<string, TokenInfo>();
   private readonly states = new Map<string, BookState>();
+  /** Books whose depth is held back by the interval: flushing looks at these, not at every book. */
+  private readonly dirty = new Set<BookState>();
   private readonly depth: number;
   private now = 0;
   readonly counters = {
@@ -117,6 +117,8 @@ export class BookKeeper {
     }
     for (const id of removed) {
       this.tokens.delete(id);
+      const st = this.states.get(id);
+      if (st) this.dirty.delete(st);
       this.states.delete(id);
     }
     return { added, removed };
@@ -201,8 +203,10 @@ export class BookKeeper {
   /** Publishes depth held back by the interval once it has passed (called on a timer and per frame). */
   flush(at: number): void {
     this.now = Math.max(this.now, at);
-    for (const st of this.states.values()) {
-      if (st.bookDirty && this.now - st.lastBookAt >= this.opts.bookIntervalMs) this.publishDepth(st);
+    if (this.dirty.size === 0) return;
+    for (const st of this.dirty) {
+      if (!st.bookDirty) this.dirty.delete(st);
+      else if (this.now - st.lastBookAt >= this.opts.bookIntervalMs) this.publishDepth(st);
     }
   }
 
@@ -335,8 +339,8 @@ export class BookKeeper {
       type: 'trade',
       token_id: ev.token,
       market: info.conditionId,
-      price: microsToNumber(toMicros(ev.price)),
-      size: microsToNumber(toMicros(ev.size)),
+      price: microsToNumber(parseMicros(ev.price)),
+      size: microsToNumber(parseMicros(ev.size)),
       side: ev.side,
       venue_ts: ev.venueTs,
       recv_ts: ev.recvTs,
@@ -398,14 +402,8 @@ export class BookKeeper {
   /** The venue writes an empty side as best bid "0" / best ask "1". */
   private topMatches(b: L2Book, bestBid: string | undefined, bestAsk: string | undefined): boolean {
     const t = b.top();
-    if (bestBid !== undefined) {
-      const v = toMicros(bestBid);
-      if ((t.bid ?? 0n) !== v) return false;
-    }
-    if (bestAsk !== undefined) {
-      const v = toMicros(bestAsk);
-      if ((t.ask ?? 1_000_000n) !== v) return false;
-    }
+    if (bestBid !== undefined && (t.bid ?? 0) !== parseMicros(bestBid)) return false;
+    if (bestAsk !== undefined && (t.ask ?? 1_000_000) !== parseMicros(bestAsk)) return false;
     return true;
   }
 
@@ -487,11 +485,13 @@ export class BookKeeper {
     }
     st.bookDirty = true;
     if (snapshot || this.now - st.lastBookAt >= this.opts.bookIntervalMs) this.publishDepth(st);
+    else this.dirty.add(st);
   }
 
   private publishDepth(st: BookState): void {
     const info = this.tokens.get(st.book.tokenId);
     st.bookDirty = false;
+    this.dirty.delete(st);
     if (!info || !st.book.trusted || !st.book.hasSnapshot) return;
     st.lastBookAt = this.now;
     const b = st.book;
@@ -541,7 +541,7 @@ export class BookKeeper {
     for (const [id, st] of this.states) {
       const b = st.book;
       if (!b.hasSnapshot || !b.trusted) continue;
-      const side = (m: Map<bigint, bigint>) => [...m].map(([p, s]) => ({ price: fromMicros(p), size: fromMicros(s) }));
+      const side = (m: Map<number, number>) => [...m].map(([p, s]) => ({ price: microsToString(p), size: microsToString(s) }));
       out.push({
         token: id,
         bids: side(b.bids),
@@ -582,6 +582,7 @@ export class BookKeeper {
       st.lastTop = undefined;
       st.bookDirty = false;
       st.lastBookAt = -Infinity;
+      this.dirty.delete(st);
       st.untrustedSince = undefined;
       st.announced = undefined;
     }
@@ -591,13 +592,13 @@ export class BookKeeper {
 
 /** Whether a snapshot holds exactly the levels of a local book. */
 function sameLevels(b: L2Book, ev: NBook): boolean {
-  const side = (levels: readonly { price: string; size: string }[], map: Map<bigint, bigint>): boolean => {
+  const side = (levels: readonly { price: string; size: string }[], map: Map<number, number>): boolean => {
     let n = 0;
     for (const l of levels) {
-      const s = toMicros(l.size);
-      if (s <= 0n) continue;
+      const s = parseMicros(l.size);
+      if (!(s > 0)) continue;
       n++;
-      if (map.get(toMicros(l.price)) !== s) return false;
+      if (map.get(parseMicros(l.price)) !== s) return false;
     }
     return n === map.size;
   };

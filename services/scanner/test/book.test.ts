@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { L2Book, midMicros } from '../src/book.js';
+import { toMicros } from '@polybot/protocol';
+import { L2Book, MAX_LEVEL_MICROS, microsToString, midMicros, parseMicros } from '../src/book.js';
 
 describe('L2Book', () => {
   it('normalizes venue order (best LAST) to best first and treats "0.50" and ".5" as one level', () => {
@@ -20,11 +21,12 @@ describe('L2Book', () => {
     expect(b.levels(20)).toEqual({ bids: [[0.5, 30], [0.49, 20], [0.48, 10]], asks: [[0.52, 6], [0.53, 5]] });
     b.applyChange('BUY', '0.50', '0', 2);
     b.applyChange('SELL', '0.510', '1.5', 3);
-    expect(b.top()).toEqual({ bid: 490_000n, ask: 510_000n, bidSize: 20_000_000n, askSize: 1_500_000n });
+    expect(b.top()).toEqual({ bid: 490_000, ask: 510_000, bidSize: 20_000_000, askSize: 1_500_000 });
     expect(b.isCrossed()).toBe(false);
     b.applyChange('BUY', '0.51', '1', 4);
     expect(b.isCrossed()).toBe(true);
-    expect(midMicros(490_000n, 510_000n)).toBe(500_000n);
+    expect(midMicros(490_000, 510_000)).toBe(500_000);
+    expect(midMicros(490_000, 510_001)).toBe(500_001);
   });
 
   it('matches a simple model under random level updates', () => {
@@ -45,6 +47,29 @@ describe('L2Book', () => {
         const asks = [...model.SELL.entries()].map(([p, s]) => [Number(p), s]).sort((x, y) => x[0]! - y[0]!);
         expect(b.levels(1000)).toEqual({ bids, asks });
         expect(b.levels(3).bids).toEqual(bids.slice(0, 3));
+      }),
+    );
+  });
+
+  it('parses venue decimals to exact integer micros like toMicros, and refuses the rest', () => {
+    const dec = fc
+      .tuple(fc.integer({ min: 0, max: 999_999_999 }), fc.option(fc.stringMatching(/^[0-9]{0,9}$/), { nil: undefined }))
+      .map(([i, f]) => (f === undefined ? String(i) : `${i}.${f}`));
+    fc.assert(
+      fc.property(dec, (s) => {
+        const want = toMicros(s);
+        if (want > BigInt(MAX_LEVEL_MICROS)) expect(parseMicros(s)).toBeNaN();
+        else expect(parseMicros(s)).toBe(Number(want));
+      }),
+      { numRuns: 2000 },
+    );
+    expect(parseMicros('.48')).toBe(480_000);
+    expect(parseMicros('0.5000004')).toBe(500_000);
+    expect(parseMicros('0.5000005')).toBe(500_001);
+    for (const bad of ['', '.', '-1', '1e5', '0x10', '1.2.3', ' 1', '1000000000.5']) expect(parseMicros(bad)).toBeNaN();
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: MAX_LEVEL_MICROS }), (m) => {
+        expect(parseMicros(microsToString(m))).toBe(m);
       }),
     );
   });

@@ -114,7 +114,7 @@ describe('BookKeeper', () => {
     // Sent before the REST answer was taken, so already part of it.
     k.apply(change('BUY', '0.43', '1', 150));
     expect(k.book(T)!.trusted).toBe(true);
-    expect(k.book(T)!.top().bid).toBe(410_000n);
+    expect(k.book(T)!.top().bid).toBe(410_000);
     expect(k.counters).toMatchObject({ out_of_order: 1, stale_updates: 1 });
   });
 

@@ -466,6 +466,8 @@ describe('recording format', () => {
     const make = async (name: string, startTs: number) => {
       const recs = syntheticRecording({ seed: 9, markets: 2, events: 300, startTs });
       await writeRecording(join(root, name), recs, { blockBytes: 4096, maxSegmentBytes: 8_000 });
+      // Age is time on disk: make the files as old as what they hold.
+      for (const f of segFiles(join(root, name))) utimesSync(join(root, name, f), new Date(startTs), new Date(startTs));
       return segFiles(join(root, name)).length;
     };
     await make('old', now - 5 * day);
@@ -476,6 +478,7 @@ describe('recording format', () => {
     for (const r of syntheticRecording({ seed: 9, markets: 2, events: 150, startTs: now - 9 * day })) active.append(r);
     await active.flush();
     const activeSegs = segFiles(join(root, 'active'));
+    for (const f of activeSegs) utimesSync(join(root, 'active', f), new Date(now - 9 * day), new Date(now - 9 * day));
     expect(activeSegs.length).toBeGreaterThan(1);
     mkdirSync(join(root, 'not-a-recording'));
     // A segment unknown to the index is judged by its file time.

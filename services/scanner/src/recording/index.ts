@@ -24,6 +24,7 @@ export {
   generateFrames,
   syntheticBusEvents,
   syntheticFrames,
+  syntheticGammaFrame,
   syntheticMarkets,
   syntheticRecording,
   type BusEventOptions,

@@ -4,8 +4,8 @@
  * segment files, e.g. `writer.activePaths()`) nor the newest segment of a recording whose writer is
  * alive (`writer.lock`), so the one being written survives even without a keep list.
  *
- * `applyRetention(root, { maxAgeMs?, maxBytes?, keep?, now? })`: first every segment whose newest
- * record (index `lastTs`, else the file's mtime) is older than `now - maxAgeMs`, then the oldest
+ * `applyRetention(root, { maxAgeMs?, maxBytes?, keep?, now? })`: first every segment last written
+ * (mtime, or its newest record if later) before `now - maxAgeMs`, then the oldest
  * segments until the total is at most `maxBytes`. Returns what it deleted and what is left.
  */
 import { readdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
@@ -82,11 +82,13 @@ export function applyRetention(root: string, opts: RetentionOptions = {}): Reten
       const entry = index.get(file);
       const trusted = entry && entry.sealed && entry.bytes === st.size && entry.lastTs !== null;
       list.push({
+        // Age is time on this disk: a recording copied here to be replayed must not vanish because
+        // what it holds is old. The newest record counts only if it is later (clock-skewed copies).
         dir,
         path,
         file,
         bytes: st.size,
-        ts: trusted ? entry.lastTs! : st.mtimeMs,
+        ts: trusted ? Math.max(entry.lastTs!, st.mtimeMs) : st.mtimeMs,
         seq: segmentSeq(file),
         protected: keep.has(dir) || keep.has(path) || (writing && file === newest),
       });

@@ -549,3 +549,24 @@ function* withBusEvents(frames: Iterable<RawFrame>, opts: BusEventOptions): Gene
     }
   }
 }
+
+/** The `gamma` frame a scanner would have recorded for the synthetic markets (so a replay follows them). */
+export function syntheticGammaFrame(opts: SyntheticOptions = {}): RawFrame {
+  const markets = syntheticMarkets(opts).map((m, i) => ({
+    conditionId: m.conditionId,
+    gammaId: String(100_000 + i),
+    question: `Synthetic market ${i + 1}?`,
+    slug: `synthetic-market-${i + 1}`,
+    active: true,
+    closed: false,
+    negRisk: false,
+    tickSize: '0.01',
+    minOrderSize: '5',
+    endDate: null,
+    tokens: [
+      { tokenId: m.yesToken, outcome: 'Yes', outcomeIndex: 0 },
+      { tokenId: m.noToken, outcome: 'No', outcomeIndex: 1 },
+    ],
+  }));
+  return { source: 'gamma', conn: 0, recvTs: (opts.startTs ?? 1_767_225_600_000) - 1, data: JSON.stringify(markets) };
+}

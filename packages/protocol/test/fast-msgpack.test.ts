@@ -1,0 +1,45 @@
+import { Encoder } from '@msgpack/msgpack';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { FlatEncoder } from '../src/fast-msgpack.js';
+
+const reference = new Encoder({ ignoreUndefined: true });
+// Well-formed strings only: for lone surrogates the two encoders pick different replacements.
+const str = fc.string({ unit: 'grapheme', maxLength: 300 });
+const scalar = fc.oneof(
+  str,
+  fc.integer({ min: -(2 ** 53) + 1, max: 2 ** 53 - 1 }),
+  fc.integer({ min: -300, max: 300 }),
+  fc.double({ noNaN: false }),
+  fc.boolean(),
+  fc.constant(null),
+  fc.constant(undefined),
+);
+const value = fc.oneof(scalar, fc.array(scalar, { maxLength: 20 }), fc.array(fc.tuple(fc.double(), fc.double()), { maxLength: 40 }));
+// Keys start with a letter, as bus field names do (integer-like keys would be reordered by JS objects).
+const flatMap = fc.dictionary(fc.stringMatching(/^[a-z_][a-z0-9_]{0,30}$/), value, { maxKeys: 40 });
+
+describe('FlatEncoder', () => {
+  it('writes exactly what @msgpack/msgpack writes for flat bus maps', () => {
+    const enc = new FlatEncoder();
+    fc.assert(
+      fc.property(flatMap, flatMap, (a, b) => {
+        const got = enc.encode(a, b);
+        const merged: Record<string, unknown> = {};
+        for (const [k, v] of Object.entries(a)) if (v !== undefined) merged[k] = v;
+        for (const [k, v] of Object.entries(b)) if (v !== undefined && merged[k] === undefined) merged[k] = v;
+        // Keys of `b` already set in `a` are skipped, keys only in `b` follow `a`'s: same as the merged object.
+        expect(Buffer.from(got!)).toEqual(Buffer.from(reference.encode(merged)));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('declines nested maps, binary and bigint so the caller falls back', () => {
+    const enc = new FlatEncoder();
+    expect(enc.encode({ a: { b: 1 } })).toBeUndefined();
+    expect(enc.encode({ a: new Uint8Array(2) })).toBeUndefined();
+    expect(enc.encode({ a: 1n })).toBeUndefined();
+    expect(enc.encode({ a: [[[1]]] })).toBeUndefined();
+  });
+});
