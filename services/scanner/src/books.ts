@@ -76,6 +76,8 @@ export class BookKeeper {
   private readonly states = new Map<string, BookState>();
   /** Books whose depth is held back by the interval: flushing looks at these, not at every book. */
   private readonly dirty = new Set<BookState>();
+  /** Earliest time a held-back depth message is due: flushing before it has nothing to do. */
+  private nextFlushAt = Infinity;
   private readonly depth: number;
   private now = 0;
   readonly counters = {
@@ -203,11 +205,14 @@ export class BookKeeper {
   /** Publishes depth held back by the interval once it has passed (called on a timer and per frame). */
   flush(at: number): void {
     this.now = Math.max(this.now, at);
-    if (this.dirty.size === 0) return;
+    if (this.dirty.size === 0 || this.now < this.nextFlushAt) return;
+    let next = Infinity;
     for (const st of this.dirty) {
       if (!st.bookDirty) this.dirty.delete(st);
       else if (this.now - st.lastBookAt >= this.opts.bookIntervalMs) this.publishDepth(st);
+      else next = Math.min(next, st.lastBookAt + this.opts.bookIntervalMs);
     }
+    this.nextFlushAt = next;
   }
 
   private onBook(ev: NBook): void {
@@ -485,7 +490,10 @@ export class BookKeeper {
     }
     st.bookDirty = true;
     if (snapshot || this.now - st.lastBookAt >= this.opts.bookIntervalMs) this.publishDepth(st);
-    else this.dirty.add(st);
+    else {
+      this.dirty.add(st);
+      this.nextFlushAt = Math.min(this.nextFlushAt, st.lastBookAt + this.opts.bookIntervalMs);
+    }
   }
 
   private publishDepth(st: BookState): void {
@@ -587,6 +595,7 @@ export class BookKeeper {
       st.announced = undefined;
     }
     this.now = 0;
+    this.nextFlushAt = Infinity;
   }
 }
 
