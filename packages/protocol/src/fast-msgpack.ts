@@ -12,6 +12,8 @@ export class FlatEncoder {
   private view = new DataView(this.buf.buffer);
   private pos = 0;
   private readonly keyCache = new Map<string, Uint8Array>();
+  /** Long string values repeat message after message (token and condition ids): keep their bytes. */
+  private readonly valueCache = new Map<string, Uint8Array>();
 
   /** Encodes `a`'s entries then `b`'s (the envelope) as one map; undefined if a value is unsupported. */
   encode(a: Record<string, unknown>, b?: Record<string, unknown>): Uint8Array | undefined {
@@ -64,7 +66,8 @@ export class FlatEncoder {
   private value(v: unknown, depth: number): boolean {
     switch (typeof v) {
       case 'string':
-        this.str(v);
+        if (v.length >= 40) this.cachedStr(v);
+        else this.str(v);
         return true;
       case 'number':
         this.num(v);
@@ -94,6 +97,21 @@ export class FlatEncoder {
       default:
         return false;
     }
+  }
+
+  private cachedStr(v: string): void {
+    let enc = this.valueCache.get(v);
+    if (!enc) {
+      const start = this.pos;
+      this.str(v);
+      enc = this.buf.slice(start, this.pos);
+      this.pos = start;
+      if (this.valueCache.size >= 20_000) this.valueCache.clear();
+      this.valueCache.set(v, enc);
+    }
+    this.ensure(enc.length);
+    this.buf.set(enc, this.pos);
+    this.pos += enc.length;
   }
 
   private mapHeader(n: number): void {

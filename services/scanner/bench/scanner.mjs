@@ -35,7 +35,16 @@ let sub;
 let req;
 try {
   const frames = [syntheticGammaFrame(gen), ...syntheticFrames(gen)];
-  console.log(`generated ${frames.length.toLocaleString()} frames for ${MARKETS} markets (${EVENTS.toLocaleString()} stream events)`);
+  // Level updates (one per price_changes entry, one per book) for those who count book deltas.
+  let levelUpdates = 0;
+  for (const f of frames) {
+    if (f.source !== 'market' || f.data === 'PONG') continue;
+    const v = JSON.parse(f.data);
+    for (const e of Array.isArray(v) ? v : [v]) levelUpdates += Array.isArray(e.price_changes) ? e.price_changes.length : 1;
+  }
+  console.log(
+    `generated ${frames.length.toLocaleString()} frames for ${MARKETS} markets (${EVENTS.toLocaleString()} stream events, ${levelUpdates.toLocaleString()} per-token updates)`,
+  );
 
   const config = loadConfig(ScannerConfig, {
     env: { POLYBOT_DATA_DIR: tmp.dir, POLYBOT_LOG_LEVEL: 'warn', POLYBOT_SCANNER_SOURCE: 'replay' },
@@ -73,6 +82,7 @@ try {
   const procRate = Math.round(eventsA / secsA);
   console.log(
     `(a) processors + books + publish: ${eventsA.toLocaleString()} venue events in ${secsA.toFixed(2)} s = ${procRate.toLocaleString()} events/s ` +
+      `(${Math.round(levelUpdates / secsA).toLocaleString()} per-token updates/s) ` +
       `(${m.published_prices.toLocaleString()} price and ${m.published_books.toLocaleString()} book messages published, ${m.invalid_frames} invalid frames)`,
   );
 
@@ -95,7 +105,7 @@ try {
   const replayRate = Math.round(eventsB / secsB);
   console.log(
     `(b) replay at max speed: ${info.records.toLocaleString()} records (${eventsB.toLocaleString()} venue events) in ${secsB.toFixed(2)} s = ` +
-      `${replayRate.toLocaleString()} events/s (${Math.round(info.records / secsB).toLocaleString()} records/s)`,
+      `${replayRate.toLocaleString()} events/s (${Math.round(levelUpdates / secsB).toLocaleString()} per-token updates/s)`,
   );
 
   // (c) size against JSON lines: raw frames plus the bus events a scanner publishes for them
@@ -119,6 +129,8 @@ try {
       process_events_per_s: procRate,
       replay_events_per_s: replayRate,
       replay_records_per_s: Math.round(info.records / secsB),
+      process_updates_per_s: Math.round(levelUpdates / secsA),
+      replay_updates_per_s: Math.round(levelUpdates / secsB),
       size_ratio: Number(ratio.toFixed(4)),
       size_ratio_raw: Number(ratioRaw.toFixed(4)),
       events: eventsA,
