@@ -45,11 +45,12 @@ export interface BookKeeperOptions {
   depth?: number;
   onTickSize?: (conditionId: string, tickSize: string) => void;
   onResolved?: (ev: NMarketResolved) => void;
+  onNewMarket?: (ev: NNewMarket) => void;
   log: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
 }
 
 /** Why a book stopped being trusted; counted per reason. */
-export type UntrustReason = 'crossed' | 'out_of_order' | 'disconnected' | 'tick_size' | 'top_mismatch' | 'stale_asset' | 'incomplete';
+export type UntrustReason = 'crossed' | 'out_of_order' | 'disconnected' | 'tick_size' | 'top_mismatch' | 'stale_asset' | 'incomplete' | 'parse_error';
 
 interface BookState {
   book: L2Book;
@@ -92,6 +93,8 @@ export class BookKeeper {
     crossed: 0,
     out_of_order: 0,
     incomplete: 0,
+    /** Books distrusted from outside (an unreadable update naming them). */
+    suspected: 0,
     top_mismatch: 0,
     /** REST snapshots that differed from a book we trusted: updates were missed silently. */
     rest_mismatch: 0,
@@ -185,6 +188,7 @@ export class BookKeeper {
     this.now = Math.max(this.now, at);
     const st = this.states.get(tokenId);
     if (!st) return;
+    if (st.book.trusted && st.book.hasSnapshot) this.counters.suspected++;
     this.untrust(st, reason);
     this.opts.requestSnapshot(tokenId, reason);
   }
@@ -378,6 +382,7 @@ export class BookKeeper {
       recv_ts: ev.recvTs,
     };
     this.opts.publish(topics.market(ev.market), msg);
+    this.opts.onNewMarket?.(ev);
   }
 
   private onMarketResolved(ev: NMarketResolved): void {

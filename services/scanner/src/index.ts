@@ -10,7 +10,7 @@ import { createRtdsAdapter, type RtdsAdapter } from './adapters/rtds.js';
 import { BookKeeper, type BookCheckpoint, type TokenInfo } from './books.js';
 import type { ScannerConfig } from './config.js';
 import { TypeMetrics } from './metrics.js';
-import type { RawFrame } from './pipeline/types.js';
+import type { Adapter, RawFrame } from './pipeline/types.js';
 import { processGammaFrame } from './processors/gamma.js';
 import { processMarketFrame, processRestBook, type FrameResult } from './processors/market.js';
 import { newerOnly, processRtdsFrame, refPriceMessage, refPriceTopic } from './processors/rtds.js';
@@ -60,6 +60,8 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Scanne
   let market: MarketChannelAdapter | undefined;
   let discovery: DiscoveryAdapter | undefined;
   let rtds: RtdsAdapter | undefined;
+  /** The live sources by name (market, gamma, rtds): started, stopped and reported together. */
+  const adapters = new Map<string, Adapter>();
   let rounds: RoundWatchers | undefined;
   /** Last reference-price time per symbol: a reconnect's history dump is not news. */
   const refSeen = new Map<string, number>();
@@ -96,11 +98,27 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Scanne
   let restInFlight = 0;
   const pending = new Set<Promise<unknown>>();
 
+  /** Requests made inside the per-token interval wait for it rather than being dropped. */
+  const deferredSnap = new Map<string, NodeJS.Timeout>();
+  /** Consecutive failed snapshots per token: retries back off (2 s, 4 s … 30 s) while REST is failing. */
+  const snapFailures = new Map<string, number>();
+
   function requestSnapshot(tokenId: string): void {
     // A replay has its REST answers in the recording; asking the venue now would change history.
-    if (mode !== 'live') return;
-    const now = Date.now();
-    if (stopped || restQueued.has(tokenId) || now - (lastResnapAt.get(tokenId) ?? -Infinity) < RESNAPSHOT_MIN_INTERVAL_MS) return;
+    if (mode !== 'live' || stopped || restQueued.has(tokenId) || deferredSnap.has(tokenId)) return;
+    const gap = Math.min(30_000, RESNAPSHOT_MIN_INTERVAL_MS * 2 ** (snapFailures.get(tokenId) ?? 0));
+    const wait = (lastResnapAt.get(tokenId) ?? -Infinity) + gap - Date.now();
+    if (wait > 0) {
+      deferredSnap.set(
+        tokenId,
+        setTimeout(() => {
+          deferredSnap.delete(tokenId);
+          const b = books.book(tokenId);
+          if (b && (!b.trusted || !b.hasSnapshot)) requestSnapshot(tokenId);
+        }, wait),
+      );
+      return;
+    }
     restQueued.add(tokenId);
     restQueue.push(tokenId);
     pumpRest();
@@ -116,16 +134,23 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Scanne
         .then(async (res) => {
           const text = await res.text();
           if (!res.ok) throw new Error(`GET ${url} answered HTTP ${res.status}: ${text.slice(0, 200)}`);
+          snapFailures.delete(tokenId);
           if (!stopped && books.tokens.has(tokenId)) ingest({ source: 'rest_book', conn: 0, recvTs: Date.now(), data: text });
         })
         .catch((err: unknown) => {
           counters.resnapshot_errors++;
-          log.warn({ token_id: tokenId, err: (err as Error).message }, 're-snapshot failed');
+          snapFailures.set(tokenId, Math.min(10, (snapFailures.get(tokenId) ?? 0) + 1));
+          if (counters.resnapshot_errors <= 20 || counters.resnapshot_errors % 100 === 0) {
+            log.warn({ token_id: tokenId, err: (err as Error).message, errors: counters.resnapshot_errors }, 're-snapshot failed; will retry');
+          }
         })
         .finally(() => {
           restInFlight--;
           restQueued.delete(tokenId);
           pending.delete(p);
+          // Still unusable (the answer failed or was itself bad): try again after the interval.
+          const b = books.book(tokenId);
+          if (b && (!b.trusted || !b.hasSnapshot)) requestSnapshot(tokenId);
           pumpRest();
         });
       pending.add(p);
@@ -140,6 +165,10 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Scanne
     bookIntervalMs: cfg.POLYBOT_SCANNER_BOOK_INTERVAL_MS,
     depth: cfg.POLYBOT_SCANNER_BOOK_DEPTH,
     onResolved: (ev) => rounds?.notifyResolved(ev.market, ev.winningToken),
+    // A listing announced on the market channel: discover now rather than at the next interval.
+    onNewMarket: () => {
+      if (mode === 'live') void discovery?.runOnce();
+    },
     onTickSize: (conditionId, tick) => {
       try {
         registry?.setTickSize(conditionId, tick);
@@ -168,9 +197,11 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Scanne
     if (added.length || removed.length) log.info({ markets: all.size, added: added.length, removed: removed.length }, 'followed markets changed');
   }
 
-  function countResult(res: FrameResult): void {
+  function countResult(res: FrameResult, at: number): void {
     for (const bad of res.invalid) {
       metrics.invalid(bad.type);
+      // An update we could not read is an update those books missed.
+      for (const a of bad.assets ?? []) books.suspect(a, 'parse_error', at);
       if (!invalidLogged.has(bad.type)) {
         invalidLogged.add(bad.type);
         log.warn({ event_type: bad.type, reason: bad.reason }, 'invalid market event skipped (logged once per type; counted)');
@@ -185,8 +216,8 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Scanne
     }
   }
 
-  function applyEvents(res: FrameResult): void {
-    countResult(res);
+  function applyEvents(res: FrameResult, at: number): void {
+    countResult(res, at);
     for (const ev of res.events) {
       books.apply(ev);
       metrics.event(ev.type, Date.now() - ev.venueTs);
@@ -200,11 +231,11 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Scanne
     try {
       switch (frame.source) {
         case 'market':
-          applyEvents(processMarketFrame(frame.data, frame.recvTs));
+          applyEvents(processMarketFrame(frame.data, frame.recvTs), frame.recvTs);
           books.flush(frame.recvTs);
           return;
         case 'rest_book':
-          applyEvents(processRestBook(frame.data, frame.recvTs));
+          applyEvents(processRestBook(frame.data, frame.recvTs), frame.recvTs);
           return;
         case 'gamma': {
           const found = processGammaFrame(frame.data);
@@ -282,6 +313,15 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Scanne
     ingest({ source: 'pins', conn: 0, recvTs: Date.now(), data: JSON.stringify(list) });
   }
 
+  /** Each registered adapter's counters, typed by adapter name (`reconnects:rtds`). */
+  function adapterMetrics(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [name, a] of adapters) {
+      for (const [k, v] of Object.entries(a.stats())) if (typeof v === 'number' && Number.isFinite(v)) out[`adapter_${k}:${name}`] = v;
+    }
+    return out;
+  }
+
   /** Per-asset round figures, typed by asset for `/metrics`. */
   function roundMetrics(): Record<string, number> {
     const out: Record<string, number> = {};
@@ -323,6 +363,8 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Scanne
       sink: ingest,
       log,
     });
+    adapters.set(market.name, market);
+    adapters.set(discovery.name, discovery);
     market.start();
     await discovery.start();
     if (stopped || mode !== 'live') return;
@@ -334,6 +376,7 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Scanne
         log: log.child({ component: 'rtds' }),
         staleMs: Math.max(staleMs, 20_000),
       });
+      adapters.set(rtds.name, rtds);
       rtds.start();
     }
     if (roundAssets.length > 0) {
@@ -366,14 +409,17 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Scanne
   }
 
   async function stopLive(): Promise<void> {
+    for (const t of deferredSnap.values()) clearTimeout(t);
+    deferredSnap.clear();
     if (watchdog) clearInterval(watchdog);
     if (flusher) clearInterval(flusher);
     watchdog = flusher = undefined;
     await rounds?.stop();
-    await rtds?.stop();
-    rounds = rtds = undefined;
-    await discovery?.stop();
-    await market?.stop();
+    rounds = undefined;
+    // Every source registered for the live feed stops; a replay takes their place.
+    await Promise.all([...adapters.values()].map((a) => a.stop()));
+    adapters.clear();
+    rtds = undefined;
     restQueue.length = 0;
     restQueued.clear();
     await Promise.allSettled([...pending]);
@@ -604,7 +650,7 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Scanne
         discovery_errors: d.discovery_errors ?? 0,
         ref_prices: counters.ref_prices,
         invalid_ref_prices: counters.invalid_ref_prices,
-        rtds_reconnects: Number(rtds?.stats().reconnects ?? 0),
+        ...adapterMetrics(),
         ...roundMetrics(),
         invalid_markets: d.invalid_markets ?? 0,
         last_data_age_ms: market && market.assets > 0 ? market.maxDataAgeMs : -1,

@@ -241,6 +241,20 @@ describe('scanner service against a fake venue', () => {
     ]);
   });
 
+  it('distrusts and re-snapshots a book named by an update it could not read', async () => {
+    const requests = venue.bookRequests.length;
+    const before = got.filter((g) => g.topic === `book.status.${A}`).length;
+    // A price above 1 is no price: the update is skipped, so book A missed it.
+    venue.broadcast(priceChange([{ asset_id: A, price: '1.5', size: '10', side: 'BUY' }]));
+    await waitFor(() => venue.bookRequests.length > requests, { what: 'REST /book after a bad update', timeoutMs: 10_000 });
+    const status = () => got.filter((g) => g.topic === `book.status.${A}`).map((g) => g.msg as BookStatusMessage).slice(before);
+    await waitFor(() => status().some((m) => m.trusted), { what: 'trusted again', timeoutMs: 10_000 });
+    expect(status().map((m) => [m.trusted, m.reason])).toEqual([
+      [false, 'parse_error'],
+      [true, 'snapshot'],
+    ]);
+  });
+
   it('serves late joiners a snapshot of its books with the sequence to resume from', async () => {
     const req = new BusRequester({ endpoint: resolveEndpoints(tmp.dir, {})['scanner.rep'], src: 'test', timeoutMs: 3000 });
     try {

@@ -293,8 +293,11 @@ export const PROCESSORS: Readonly<Record<NormalizedType, Processor>> = {
 
 export interface FrameResult {
   events: NormalizedEvent[];
-  /** Objects (or the whole frame) rejected, with the event type they claimed ('frame' if none). */
-  invalid: Array<{ type: string; reason: string }>;
+  /**
+   * Objects (or the whole frame) rejected, with the event type they claimed ('frame' if none) and
+   * the assets they named, if any: those books missed an update and cannot be trusted.
+   */
+  invalid: Array<{ type: string; reason: string; assets?: string[] }>;
   /** Event types we do not consume. */
   unknown: string[];
 }
@@ -365,6 +368,23 @@ function fastPriceChange(o: Obj, recvTs: number): ProcessResult {
   return { type: 'price_change', market, changes, venueTs, recvTs };
 }
 
+/** Level-changing events only: a bad trade print or listing does not make a book wrong. */
+const BOOK_TYPES = new Set(['book', 'price_change', 'tick_size_change']);
+
+/** The asset ids a rejected object names (strings that look like token ids), at most 100. */
+function withAssets(bad: { type: string; reason: string }, o: Obj): { type: string; reason: string; assets?: string[] } {
+  if (!BOOK_TYPES.has(bad.type)) return bad;
+  const assets = new Set<string>();
+  if (typeof o.asset_id === 'string' && isToken(o.asset_id)) assets.add(o.asset_id);
+  if (Array.isArray(o.price_changes)) {
+    for (const c of o.price_changes as unknown[]) {
+      const a = isObj(c) ? c.asset_id : undefined;
+      if (typeof a === 'string' && isToken(a) && assets.size < 100) assets.add(a);
+    }
+  }
+  return assets.size > 0 ? { ...bad, assets: [...assets] } : bad;
+}
+
 function processObject(o: unknown, recvTs: number, out: FrameResult): void {
   if (!isObj(o)) {
     out.invalid.push({ type: 'frame', reason: 'not an object' });
@@ -382,12 +402,12 @@ function processObject(o: unknown, recvTs: number, out: FrameResult): void {
   else {
     const ev = MARKET_EVENT_PARSERS[t]?.(o);
     if (!ev) {
-      out.invalid.push({ type: t, reason: 'schema' });
+      out.invalid.push(withAssets({ type: t, reason: 'schema' }, o));
       return;
     }
     res = PROCESSORS[t](ev, recvTs);
   }
-  if (typeof res === 'string') out.invalid.push({ type: t, reason: res });
+  if (typeof res === 'string') out.invalid.push(withAssets({ type: t, reason: res }, o));
   else out.events.push(res);
 }
 
@@ -423,7 +443,7 @@ export function processRestBook(text: string, recvTs: number): FrameResult {
     return out;
   }
   const res = fastBook(data, recvTs, 'rest');
-  if (typeof res === 'string') out.invalid.push({ type: 'book', reason: res });
+  if (typeof res === 'string') out.invalid.push(withAssets({ type: 'book', reason: res }, data));
   else out.events.push(res);
   return out;
 }
