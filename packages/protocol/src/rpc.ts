@@ -27,6 +27,29 @@ const ReplayStatus = Type.Object({
   error: Type.Optional(Type.String()),
 });
 
+const Dec = Type.String({ pattern: '^[0-9]+(\\.[0-9]{1,6})?$', maxLength: 40 });
+const RiskLimitsWire = Type.Object({
+  max_open_orders: Type.Integer({ minimum: 0, maximum: 100_000 }),
+  max_market_exposure: Dec,
+  max_total_exposure: Dec,
+  max_daily_loss: Dec,
+  price_band: Dec,
+});
+const RiskStatus = Type.Object({
+  /** What the operator set; `effective` adds the daily loss limit's reduce-only. */
+  state: Type.Union([Type.Literal('ACTIVE'), Type.Literal('REDUCING'), Type.Literal('HALTED')]),
+  effective: Type.Union([Type.Literal('ACTIVE'), Type.Literal('REDUCING'), Type.Literal('HALTED')]),
+  reason: Type.Optional(Type.String({ maxLength: 500 })),
+  limits: RiskLimitsWire,
+  open_orders: Type.Integer({ minimum: 0 }),
+  total_exposure: Type.String(),
+  realized_today: Type.String(),
+});
+const CancelResult = Type.Object({
+  canceled: Type.Array(Type.String()),
+  not_canceled: Type.Record(Type.String(), Type.String()),
+});
+
 const RecordingName = Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_.-]+$' });
 
 /**
@@ -113,6 +136,21 @@ export const RpcMethods = {
   },
   'replay.stop': { params: Type.Object({}), result: ReplayStatus },
   'replay.status': { params: Type.Object({}), result: ReplayStatus },
+  /** The executor's trading state, limits and exposure. */
+  'risk.status': { params: Type.Object({}), result: RiskStatus },
+  /** Changes limits at run time (persisted); a bad value is refused and nothing changes. */
+  'risk.set_limits': { params: Type.Partial(RiskLimitsWire), result: RiskStatus },
+  /** Kill switch: no new orders; `cancel_open` also cancels every open order at the venue. Cancels always pass. */
+  'trading.halt': {
+    params: Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })), cancel_open: Type.Optional(Type.Boolean()) }),
+    result: RiskStatus,
+  },
+  /** Reduce-only: only sells of held shares are taken. */
+  'trading.reduce': { params: Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })) }), result: RiskStatus },
+  'trading.resume': { params: Type.Object({}), result: RiskStatus },
+  /** Cancels one order (our order id = its hash) or all open orders (optionally of one strategy). */
+  'orders.cancel': { params: Type.Object({ order_id: Type.String({ minLength: 1, maxLength: 100 }) }), result: CancelResult },
+  'orders.cancel_all': { params: Type.Object({ strategy: Type.Optional(Type.String({ maxLength: 64 })) }), result: CancelResult },
   /** Liveness probe every replier answers. */
   ping: {
     params: Type.Object({}),

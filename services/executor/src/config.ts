@@ -14,6 +14,11 @@ export const ExecutorConfig = serviceConfig({
   POLYBOT_RISK_MAX_ORDER_SIZE: Shares('100', 'largest order, in shares'),
   POLYBOT_RISK_MAX_POSITION: Shares('500', 'largest position per strategy and token, in shares'),
   POLYBOT_RISK_MAX_NOTIONAL: Shares('100', 'largest price × size of one order, in pUSD'),
+  POLYBOT_RISK_MAX_OPEN_ORDERS: Type.Integer({ minimum: 0, maximum: 100_000, default: 50, description: 'open orders at once, all strategies' }),
+  POLYBOT_RISK_MAX_MARKET_EXPOSURE: Shares('500', 'position cost plus open buys in one market, in pUSD'),
+  POLYBOT_RISK_MAX_TOTAL_EXPOSURE: Shares('2000', 'position cost plus open buys over all markets, in pUSD'),
+  POLYBOT_RISK_MAX_DAILY_LOSS: Shares('200', 'realized loss since 00:00 UTC after which trading is reduce-only, in pUSD (0 = off)'),
+  POLYBOT_RISK_PRICE_BAND: Shares('0.2', 'a BUY above best ask + band or a SELL below best bid − band is refused (0 = off)'),
   /** Deadline of one POST /order; past it the order is 'unknown', never re-sent. Keep it under the 10 s stop budget. */
   POLYBOT_EXECUTOR_ORDER_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 5000 }),
 });

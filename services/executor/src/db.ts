@@ -25,6 +25,13 @@ CREATE INDEX orders_open ON orders (strategy, token_id, status);
 CREATE INDEX trades_order ON trades (order_id);
 `,
   },
+  {
+    version: 2,
+    name: 'executor controls (trading state, limits, daily baseline)',
+    sql: `
+CREATE TABLE executor_controls (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);
+`,
+  },
 ];
 
 export type SignalStatus = 'accepted' | 'denied' | 'dead_lettered' | 'done';
@@ -127,6 +134,7 @@ export class ExecutorStore {
   readonly db: SqliteDb;
   private readonly st: Statements;
   private marketStmt?: ReturnType<SqliteDb['prepare']>;
+  private allOpenStmt?: { all(...params: unknown[]): unknown[] };
 
   constructor(file: string) {
     // FULL: a committed order intent must survive power loss (persist before send).
@@ -225,6 +233,38 @@ export class ExecutorStore {
 
   updateOrder(order: OrderRow): void {
     this.st.updateOrder.run(order);
+  }
+
+  order(orderId: string): OrderRow | undefined {
+    return this.db.prepare('SELECT * FROM orders WHERE order_id = ? OR venue_order_id = ?').get(orderId, orderId) as OrderRow | undefined;
+  }
+
+  /** Open order rows, optionally of one strategy (for cancels). */
+  openOrderRows(strategy?: string): OrderRow[] {
+    const marks = OPEN_STATUSES.map(() => '?').join(',');
+    return (
+      strategy === undefined
+        ? this.db.prepare(`SELECT * FROM orders WHERE status IN (${marks})`).all(...OPEN_STATUSES)
+        : this.db.prepare(`SELECT * FROM orders WHERE strategy = ? AND status IN (${marks})`).all(strategy, ...OPEN_STATUSES)
+    ) as OrderRow[];
+  }
+
+  /** Every open order (all strategies), for portfolio limits. */
+  allOpenOrders(): { market: string; side: Side; price: string; size: string; filled: string }[] {
+    this.allOpenStmt ??= this.db.prepare(
+      `SELECT market, side, price, size, filled FROM orders WHERE status IN (${OPEN_STATUSES.map(() => '?').join(',')})`,
+    );
+    return this.allOpenStmt.all(...(OPEN_STATUSES as unknown[])) as { market: string; side: Side; price: string; size: string; filled: string }[];
+  }
+
+  control(key: string): string | undefined {
+    return (this.db.prepare('SELECT value FROM executor_controls WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+  }
+
+  setControl(key: string, value: string, at: number): void {
+    this.db
+      .prepare('INSERT INTO executor_controls (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at')
+      .run(key, value, at);
   }
 
   insertDeadLetter(source: string, code: string, reason: string, topic: string | null, payload: Uint8Array | null, at: number): void {

@@ -1,8 +1,9 @@
-import { BusPuller, BusReplier, type InvalidFrame } from '@polybot/bus';
+import { BusPuller, BusReplier, BusSubscriber, RpcFailure, type InvalidFrame } from '@polybot/bus';
 import { venueUrls, type Service, type ServiceContext } from '@polybot/core';
 import {
   buildL2Headers,
   buildSignedOrder,
+  ClobAccountClient,
   ClobTradingClient,
   createOrDeriveApiKey,
   type ApiCreds,
@@ -15,6 +16,7 @@ import {
 import {
   divMicros,
   fromMicros,
+  mulMicros,
   toMicros,
   topics,
   type BusMessage,
@@ -22,12 +24,25 @@ import {
   type OrderEvent,
   type OrderStatus,
   type PositionEvent,
+  type PriceMessage,
   type RpcResult,
   type SignalEvent,
   type SignalMessage,
   type Unstamped,
 } from '@polybot/protocol';
 import { checkExecutionMode, type ExecutorConfig } from './config.js';
+import {
+  checkPortfolio,
+  effectiveState,
+  limitsToWire,
+  mergeLimits,
+  TRADING_STATES,
+  utcDay,
+  type LimitsWire,
+  type PortfolioLimits,
+  type PortfolioView,
+  type TradingState,
+} from './controls.js';
 import { ExecutorStore, type OrderRow, type PositionRow, type SignalStatus, type TradeRow } from './db.js';
 import { applyFill, fromRow, toRow } from './positions.js';
 import { checkRisk, type Exposure, type RiskLimits } from './risk.js';
@@ -120,6 +135,19 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
   let store: ExecutorStore | undefined;
   let signer: LoadedWallet | undefined;
   let client: ClobTradingClient | undefined;
+  let account: ClobAccountClient | undefined;
+  let quotesSub: BusSubscriber | undefined;
+  /** Current top of book per token (micros), from the scanner: the price band's reference. */
+  const quotes = new Map<string, { bid: bigint | null; ask: bigint | null }>();
+  let portfolio: PortfolioLimits = {
+    maxOpenOrders: cfg.POLYBOT_RISK_MAX_OPEN_ORDERS,
+    maxMarketExposure: toMicros(cfg.POLYBOT_RISK_MAX_MARKET_EXPOSURE),
+    maxTotalExposure: toMicros(cfg.POLYBOT_RISK_MAX_TOTAL_EXPOSURE),
+    maxDailyLoss: toMicros(cfg.POLYBOT_RISK_MAX_DAILY_LOSS),
+    priceBand: toMicros(cfg.POLYBOT_RISK_PRICE_BAND),
+  };
+  let tradingState: TradingState = 'ACTIVE';
+  let tradingReason: string | undefined;
   let puller: BusPuller | undefined;
   let replier: BusReplier | undefined;
   let inflight: Promise<void> | undefined;
@@ -267,9 +295,17 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
         return deny(sig, 'no_api_credentials', `no API credentials from the venue yet${credsError ? ` (${credsError})` : ''}; retrying in the background`, now);
       }
       const owner = creds.apiKey;
-      const decision = checkRisk(sig, db.market(sig.token_id), exposure(db, sig.strategy, sig.token_id), limits);
+      const exp = exposure(db, sig.strategy, sig.token_id);
+      const decision = checkRisk(sig, db.market(sig.token_id), exp, limits);
       if (!decision.ok) return deny(sig, decision.code, decision.reason, now);
       const { market, tickSize, price, size } = decision;
+      const pf = checkPortfolio(
+        { side: sig.side, price, size, freeToSell: exp.held - exp.openSell },
+        tradingState,
+        portfolioView(db, market.conditionId, sig.token_id, now),
+        portfolio,
+      );
+      if (!pf.ok) return deny(sig, pf.code, pf.reason, now);
       const wallet = (signer as LoadedWallet).wallet;
       let body: PostOrderBody;
       try {
@@ -426,6 +462,142 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
     }
   }
 
+  // ------------------------------------------------------------ controls (state, limits, kill switch)
+
+  /** Realized PnL of all positions minus its value at 00:00 UTC (the baseline is kept in SQLite). */
+  function realizedToday(db: ExecutorStore, now: number): bigint {
+    let total = 0n;
+    for (const p of db.listPositions()) total += toMicros(p.realized_pnl);
+    const day = String(utcDay(now));
+    if (db.control('day') !== day) {
+      db.setControl('day', day, now);
+      db.setControl('day_baseline', fromMicros(total), now);
+    }
+    return total - toMicros(db.control('day_baseline') ?? '0');
+  }
+
+  function portfolioView(db: ExecutorStore, market: string, tokenId: string, now: number): PortfolioView {
+    let marketExposure = 0n;
+    let totalExposure = 0n;
+    for (const p of db.listPositions()) {
+      const cost = toMicros(p.cost);
+      totalExposure += cost;
+      if (p.market === market) marketExposure += cost;
+    }
+    const open = db.allOpenOrders();
+    for (const o of open) {
+      if (o.side !== 'BUY') continue;
+      const left = toMicros(o.size) - toMicros(o.filled);
+      if (left <= 0n) continue;
+      const n = mulMicros(toMicros(o.price), left);
+      totalExposure += n;
+      if (o.market === market) marketExposure += n;
+    }
+    const q = quotes.get(tokenId);
+    return { openOrders: open.length, marketExposure, totalExposure, realizedToday: realizedToday(db, now), ...(q ? { quote: q } : {}) };
+  }
+
+  function riskStatus(): RpcResult<'risk.status'> {
+    const db = store as ExecutorStore;
+    const now = Date.now();
+    const view = portfolioView(db, '', '', now);
+    return {
+      state: tradingState,
+      effective: effectiveState(tradingState, view, portfolio),
+      ...(tradingReason ? { reason: tradingReason } : {}),
+      limits: limitsToWire(portfolio),
+      open_orders: view.openOrders,
+      total_exposure: fromMicros(view.totalExposure),
+      realized_today: fromMicros(view.realizedToday),
+    };
+  }
+
+  function setTradingState(state: TradingState, reason: string | undefined): void {
+    const now = Date.now();
+    tradingState = state;
+    tradingReason = reason;
+    store?.setControl('trading_state', state, now);
+    store?.setControl('trading_reason', reason ?? '', now);
+    log.warn({ state, reason }, 'trading state changed');
+  }
+
+  function loadControls(db: ExecutorStore): void {
+    const st = db.control('trading_state');
+    if (st && (TRADING_STATES as readonly string[]).includes(st)) tradingState = st as TradingState;
+    tradingReason = db.control('trading_reason') || undefined;
+    const saved = db.control('limits');
+    if (saved) {
+      try {
+        const merged = mergeLimits(portfolio, JSON.parse(saved) as Partial<LimitsWire>);
+        if (typeof merged !== 'string') portfolio = merged;
+      } catch {
+        log.warn('stored risk limits unreadable; using the configured ones');
+      }
+    }
+    if (tradingState !== 'ACTIVE') log.warn({ state: tradingState, reason: tradingReason }, 'trading state restored from the last run');
+  }
+
+  function cancelResult(res: { canceled: string[]; not_canceled: Record<string, string> }): RpcResult<'orders.cancel'> {
+    const db = store as ExecutorStore;
+    const now = Date.now();
+    for (const id of res.canceled) {
+      const row = db.order(id.toLowerCase()) ?? db.order(id);
+      if (!row || TERMINAL.has(row.status)) continue;
+      const o: OrderRow = { ...row, status: 'canceled', reason: 'canceled on request', updated_at: now };
+      db.recordOutcome(o, [], undefined, 'done');
+      orderEvent(o);
+    }
+    return res;
+  }
+
+  async function cancelOrders(ids: string[]): Promise<RpcResult<'orders.cancel'>> {
+    if (!account || !creds) throw new RpcFailure('no_api_credentials', 'no venue API credentials yet; cancels need them', true);
+    if (ids.length === 0) return { canceled: [], not_canceled: {} };
+    try {
+      return cancelResult(ids.length === 1 ? await account.cancelOrder(ids[0]!) : await account.cancelOrders(ids));
+    } catch (err) {
+      throw new RpcFailure('venue_error', `cancel failed: ${(err as Error).message}`, true);
+    }
+  }
+
+  function openOrderIds(strategy?: string): string[] {
+    return (store as ExecutorStore)
+      .openOrderRows(strategy)
+      .map((o) => o.venue_order_id ?? o.order_id)
+      .filter((id) => id.length > 0);
+  }
+
+  const controlHandlers = {
+    'risk.status': () => riskStatus(),
+    'risk.set_limits': (p: Record<string, unknown>) => {
+      const merged = mergeLimits(portfolio, p as Partial<LimitsWire>);
+      if (typeof merged === 'string') throw new RpcFailure('bad_limits', merged);
+      portfolio = merged;
+      store?.setControl('limits', JSON.stringify(limitsToWire(portfolio)), Date.now());
+      log.warn({ limits: limitsToWire(portfolio) }, 'risk limits changed');
+      return riskStatus();
+    },
+    'trading.halt': async (p: Record<string, unknown>) => {
+      setTradingState('HALTED', typeof p.reason === 'string' ? p.reason : 'halted by request');
+      if (p.cancel_open === true) await cancelOrders(openOrderIds());
+      return riskStatus();
+    },
+    'trading.reduce': (p: Record<string, unknown>) => {
+      setTradingState('REDUCING', typeof p.reason === 'string' ? p.reason : 'reduce-only by request');
+      return riskStatus();
+    },
+    'trading.resume': () => {
+      setTradingState('ACTIVE', undefined);
+      return riskStatus();
+    },
+    'orders.cancel': (p: Record<string, unknown>) => {
+      const row = (store as ExecutorStore).order(String(p.order_id));
+      if (!row) throw new RpcFailure('unknown_order', `no order ${String(p.order_id).slice(0, 80)} in this executor`);
+      return cancelOrders([row.venue_order_id ?? row.order_id]);
+    },
+    'orders.cancel_all': (p: Record<string, unknown>) => cancelOrders(openOrderIds(typeof p.strategy === 'string' ? p.strategy : undefined)),
+  };
+
   function listPositions(params: Record<string, unknown>): RpcResult<'positions.list'> {
     const strategy = typeof params.strategy === 'string' ? params.strategy : undefined;
     const rows = store?.listPositions(strategy) ?? [];
@@ -445,6 +617,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
   return {
     async start() {
       store = new ExecutorStore(ctx.paths.polybotDb);
+      loadControls(store);
       // Persisted but never answered before the last stop: the venue may have them. Not re-sent.
       for (const o of store.pendingOrders()) {
         store.updateOrder({ ...o, status: 'unknown', reason: 'executor stopped before the venue answered', updated_at: Date.now() });
@@ -459,6 +632,23 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
         // L2 HMAC over the exact body text sent; nothing without credentials (the order is denied before that).
         authHeaders: (method, path, text) => (creds ? { ...buildL2Headers(creds, address, { method, requestPath: path, body: text }) } : {}),
       });
+      account = new ClobAccountClient({
+        baseUrl: clobUrl,
+        timeoutMs: cfg.POLYBOT_EXECUTOR_ORDER_TIMEOUT_MS,
+        authHeaders: (method, path, text) => (creds ? { ...buildL2Headers(creds, address, { method, requestPath: path, body: text ?? '' }) } : {}),
+      });
+      quotesSub = new BusSubscriber({
+        endpoints: [ctx.endpoints['prices.pub']],
+        topics: ['price.'],
+        name: 'prices.pub',
+        log: ctx.log.child({ component: 'quotes' }),
+        onMessage: (msg) => {
+          if (msg.type !== 'price') return;
+          const p = msg as PriceMessage;
+          quotes.set(p.token_id, { bid: p.bid === null ? null : toMicros(p.bid), ask: p.ask === null ? null : toMicros(p.ask) });
+        },
+      });
+      quotesSub.start();
       // One attempt now (bounded by the order timeout), then in the background: start() never waits for the venue.
       if (!(await acquireCreds())) {
         log.warn({ error: credsError }, 'venue API credentials not available yet; retrying in the background, signals are denied until then');
@@ -467,7 +657,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
       replier = new BusReplier({
         endpoint: ctx.endpoints['executor.rep'],
         src: ctx.name,
-        handlers: { 'positions.list': listPositions },
+        handlers: { 'positions.list': listPositions, ...controlHandlers },
         log: ctx.log.child({ component: 'executor.rep' }),
       });
       await replier.start();
@@ -491,6 +681,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
         await puller?.close();
         await inflight;
         await replier?.close();
+        await quotesSub?.close();
         store?.close();
       })();
       return stopping;
@@ -512,11 +703,14 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
         venue_not_sent: counters.not_sent,
         venue_ambiguous: counters.ambiguous,
         venue_auth_ready: creds ? 1 : 0,
+        trading_state: tradingState,
+        quotes_known: quotes.size,
         ...orders,
       };
     },
 
     health() {
+      if (tradingState === 'HALTED') return { state: 'degraded', message: `trading halted: ${tradingReason ?? 'kill switch'}` };
       if (venueTrouble) return { state: 'degraded', message: venueTrouble };
       if (!creds) return { state: 'degraded', message: `no venue API credentials yet${credsError ? `: ${credsError}` : ''}` };
       return { state: 'running' };

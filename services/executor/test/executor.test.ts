@@ -441,6 +441,48 @@ describe('executor', () => {
     expect(m.signals_accepted).toBeGreaterThanOrEqual(10);
   });
 
+  it('takes the kill switch, reduce-only and new limits at run time over executor.rep, and keeps them', async () => {
+    const req = new BusRequester({ endpoint: stack.ep['executor.rep'], src: 'test', timeoutMs: 3000 });
+    const denied = async (over: Partial<SignalMessage>, code: string) => {
+      const s = push(signal(over));
+      const ev = await eventFor('signal', (e) => e.signal_id === s.id, `denial ${code}`);
+      expect(ev).toMatchObject({ status: 'denied', code });
+    };
+    try {
+      const st = await req.call('risk.status', {});
+      expect(st).toMatchObject({ state: 'ACTIVE', effective: 'ACTIVE', limits: { max_open_orders: 50, max_daily_loss: '200', price_band: '0.2' } });
+      const sent = clob.posted.length;
+
+      expect(await req.call('trading.halt', { reason: 'test halt' })).toMatchObject({ state: 'HALTED', reason: 'test halt' });
+      await denied({ side: 'SELL', price: 0.5, size: 5 }, 'trading_halted');
+      expect(clob.posted.length).toBe(sent);
+      const stored = db.prepare("SELECT value FROM executor_controls WHERE key = 'trading_state'").pluck().get();
+      expect(stored).toBe('HALTED');
+
+      await req.call('trading.reduce', {});
+      await denied({ price: 0.1, size: 5 }, 'reducing_only');
+      // A sell of held shares reduces the position: it goes to the venue.
+      clob.mode = 'reject';
+      const sell = push(signal({ side: 'SELL', price: 0.5, size: 5 }));
+      await eventFor('order', (e) => e.signal_id === sell.id && e.status === 'rejected', 'reduce-only sell sent');
+      expect(clob.posted.length).toBe(sent + 1);
+
+      await req.call('trading.resume', {});
+      await req.call('risk.set_limits', { max_open_orders: 0 });
+      await denied({ price: 0.1, size: 5 }, 'max_open_orders');
+      await req.call('risk.set_limits', { max_total_exposure: '0.5', max_open_orders: 50 });
+      await denied({ price: 0.1, size: 6 }, 'max_total_exposure');
+      await expect(req.request('risk.set_limits', { price_band: 'lots' })).rejects.toMatchObject({ remoteCode: 'bad_params' });
+      await expect(req.request('risk.set_limits', { price_band: '2' })).rejects.toMatchObject({ remoteCode: 'bad_limits' });
+      const after = await req.call('risk.set_limits', { max_total_exposure: '2000' });
+      expect(after).toMatchObject({ state: 'ACTIVE', limits: { max_total_exposure: '2000', max_open_orders: 50, price_band: '0.2' } });
+      await expect(req.request('orders.cancel', { order_id: 'nope' })).rejects.toMatchObject({ remoteCode: 'unknown_order' });
+    } finally {
+      clob.mode = 'fill';
+      await req.close();
+    }
+  });
+
   it('keeps its dev key private, never logs it, and reuses it after a restart with an order in flight', async () => {
     const keyFile = join(dir, 'keys', 'dev-wallet.key');
     expect(statSync(join(dir, 'keys')).mode & 0o777).toBe(0o700);
