@@ -18,7 +18,7 @@ const KEY_RE = /^(0x)?[0-9a-fA-F]{64}$/;
 
 export interface LoadedWallet {
   wallet: Wallet;
-  source: 'config' | 'dev-file' | 'dev-generated';
+  source: 'config' | 'dev-file' | 'dev-generated' | 'keystore';
   /** Path of the dev key file, when one is used. */
   path?: string;
 }

@@ -11,6 +11,12 @@ export const ExecutorConfig = serviceConfig({
   POLYBOT_LIVE_TRADING: Type.Optional(Type.String({ maxLength: 16 })),
   /** Hex private key of the signing wallet; never logged. */
   POLYBOT_PRIVATE_KEY: Type.Optional(Type.String({ pattern: '^(0x)?[0-9a-fA-F]{64}$' })),
+  /** Encrypted JSON keystore (ethers/geth format) holding the signing key; preferred over POLYBOT_PRIVATE_KEY. */
+  POLYBOT_KEYSTORE: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  /** File (mode 0600) holding the keystore password. */
+  POLYBOT_KEYSTORE_PASSWORD_FILE: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  /** The keystore password itself, when a file is not practical; never logged. */
+  POLYBOT_KEYSTORE_PASSWORD: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
   POLYBOT_RISK_MAX_ORDER_SIZE: Shares('100', 'largest order, in shares'),
   POLYBOT_RISK_MAX_POSITION: Shares('500', 'largest position per strategy and token, in shares'),
   POLYBOT_RISK_MAX_NOTIONAL: Shares('100', 'largest price × size of one order, in pUSD'),
@@ -38,7 +44,9 @@ export function checkExecutionMode(cfg: ExecutorConfig): void {
         'fatal',
       );
     }
-    if (!cfg.POLYBOT_PRIVATE_KEY) throw new PolybotError('no_private_key', 'POLYBOT_EXECUTION_MODE=live needs POLYBOT_PRIVATE_KEY', 'fatal');
+    if (!cfg.POLYBOT_PRIVATE_KEY && !cfg.POLYBOT_KEYSTORE) {
+      throw new PolybotError('no_private_key', 'POLYBOT_EXECUTION_MODE=live needs a signing key: POLYBOT_KEYSTORE with POLYBOT_KEYSTORE_PASSWORD_FILE (or POLYBOT_PRIVATE_KEY)', 'fatal');
+    }
     throw new PolybotError(
       'mode_not_implemented',
       'POLYBOT_EXECUTION_MODE=live is not implemented yet (needs L2 API credentials and reconciliation); use POLYBOT_EXECUTION_MODE=sim',

@@ -1,11 +1,12 @@
 import { BusPuller, BusReplier, BusSubscriber, RpcFailure, type InvalidFrame } from '@polybot/bus';
-import { venueUrls, type Service, type ServiceContext } from '@polybot/core';
+import { PolybotError, venueUrls, type Service, type ServiceContext } from '@polybot/core';
 import {
   buildL2Headers,
   buildSignedOrder,
   ClobAccountClient,
   ClobTradingClient,
   createOrDeriveApiKey,
+  loadSigningKey,
   type ApiCreds,
   OrderBuildError,
   orderHash,
@@ -623,9 +624,28 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
         store.updateOrder({ ...o, status: 'unknown', reason: 'executor stopped before the venue answered', updated_at: Date.now() });
         log.warn({ order: o.order_id }, 'pending order from a previous run marked unknown');
       }
-      signer = loadWallet({ privateKey: cfg.POLYBOT_PRIVATE_KEY, venue: cfg.POLYBOT_VENUE, keysDir: ctx.paths.keys });
-      log.info({ address: signer.wallet.address, key_source: signer.source, mode: cfg.POLYBOT_EXECUTION_MODE, clob: clobUrl }, 'wallet ready');
-      const address = signer.wallet.address;
+      if (cfg.POLYBOT_KEYSTORE) {
+        if (cfg.POLYBOT_PRIVATE_KEY) throw new PolybotError('ambiguous_key_source', 'both POLYBOT_KEYSTORE and POLYBOT_PRIVATE_KEY are set; keep only the keystore', 'fatal');
+        try {
+          const k = await loadSigningKey(
+            {
+              keystorePath: cfg.POLYBOT_KEYSTORE,
+              ...(cfg.POLYBOT_KEYSTORE_PASSWORD_FILE ? { passwordFile: cfg.POLYBOT_KEYSTORE_PASSWORD_FILE } : {}),
+              ...(cfg.POLYBOT_KEYSTORE_PASSWORD ? { password: cfg.POLYBOT_KEYSTORE_PASSWORD } : {}),
+            },
+            { log },
+          );
+          signer = { wallet: k.wallet, source: 'keystore', path: cfg.POLYBOT_KEYSTORE };
+        } catch (err) {
+          // Its message names files only, never the key or the password.
+          throw new PolybotError('keystore', `cannot load the signing key: ${(err as Error).message}`, 'fatal');
+        }
+      } else {
+        signer = loadWallet({ privateKey: cfg.POLYBOT_PRIVATE_KEY, venue: cfg.POLYBOT_VENUE, keysDir: ctx.paths.keys });
+      }
+      const loaded: LoadedWallet = signer;
+      log.info({ address: loaded.wallet.address, key_source: loaded.source, mode: cfg.POLYBOT_EXECUTION_MODE, clob: clobUrl }, 'wallet ready');
+      const address = loaded.wallet.address;
       client = new ClobTradingClient({
         baseUrl: clobUrl,
         timeoutMs: cfg.POLYBOT_EXECUTOR_ORDER_TIMEOUT_MS,

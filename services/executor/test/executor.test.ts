@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFileSync, statSync } from 'node:fs';
+import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Push } from 'zeromq';
@@ -9,7 +9,7 @@ import { encode } from '@msgpack/msgpack';
 import { Wallet, verifyTypedData } from 'ethers';
 import { BusPusher, BusRequester, BusSubscriber, Forwarder, resolveEndpoints, type Endpoints } from '@polybot/bus';
 import { createLogger, loadConfig, openDatabase, ServiceRunner, type SqliteDb } from '@polybot/core';
-import { clobAuthTypedData, hmacSignature, orderHash, orderTypedData, type ApiCreds, type PostOrderBody } from '@polybot/polymarket';
+import { clobAuthTypedData, createKeystore, hmacSignature, orderHash, orderTypedData, type ApiCreds, type PostOrderBody } from '@polybot/polymarket';
 import { fromMicros, newId, type BusMessage, type PriceMessage, type SignalMessage, type Unstamped } from '@polybot/protocol';
 import { tempDataDir, waitFor } from '@polybot/testkit';
 import { createExecutorService, ExecutorConfig } from '../src/index.js';
@@ -577,6 +577,42 @@ describe('executor without venue API credentials', () => {
 });
 
 describe('executor configuration', () => {
+  it('signs with a key from an encrypted keystore and keeps the password out of logs and errors', async () => {
+    const tmp = tempDataDir('pbexk');
+    const password = 'correct horse battery staple';
+    const keystore = join(tmp.dir, 'keys', 'executor.json');
+    const passwordFile = join(tmp.dir, 'keys', 'password.txt');
+    try {
+      const { address } = await createKeystore({ path: keystore, password, scryptN: 1024 });
+      writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
+      const logs: string[] = [];
+      const r = executorRunner(tmp.dir, 'http://127.0.0.1:9', { POLYBOT_KEYSTORE: keystore, POLYBOT_KEYSTORE_PASSWORD_FILE: passwordFile }, logs);
+      await r.start();
+      await r.stop();
+      const ready = logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'wallet ready');
+      expect(ready).toMatchObject({ address, key_source: 'keystore' });
+      expect(logs.join('\n')).not.toContain(password);
+
+      writeFileSync(passwordFile, 'hunter2-not-it\n', { mode: 0o600 });
+      const bad = executorRunner(tmp.dir, 'http://127.0.0.1:9', { POLYBOT_KEYSTORE: keystore, POLYBOT_KEYSTORE_PASSWORD_FILE: passwordFile });
+      const err = await bad.start().then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      await bad.stop();
+      expect(err?.message).toMatch(/cannot load the signing key/);
+      expect(err?.message).toMatch(/wrong password/);
+      expect(err?.message).not.toContain('hunter2-not-it');
+
+      chmodSync(passwordFile, 0o644);
+      const open = executorRunner(tmp.dir, 'http://127.0.0.1:9', { POLYBOT_KEYSTORE: keystore, POLYBOT_KEYSTORE_PASSWORD_FILE: passwordFile });
+      await expect(open.start()).rejects.toThrow(/chmod 600/);
+      await open.stop();
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
   it('refuses live mode without the explicit opt-in, and paper mode for now', async () => {
     const tmp = tempDataDir('pbexc');
     try {
