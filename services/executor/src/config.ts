@@ -5,7 +5,7 @@ const Shares = (def: string, description: string) =>
   Type.String({ pattern: '^[0-9]+(\\.[0-9]{1,6})?$', default: def, description });
 
 export const ExecutorConfig = serviceConfig({
-  /** sim: orders go to the simulator; paper: local fills (not yet); live: real orders (needs opt-in). */
+  /** sim: orders go to the simulator; paper: filled locally against the scanner's books, nothing sent; live: real orders (needs opt-in). */
   POLYBOT_EXECUTION_MODE: Type.Union([Type.Literal('sim'), Type.Literal('paper'), Type.Literal('live')], { default: 'sim' }),
   /** Must be exactly "yes" for live mode. */
   POLYBOT_LIVE_TRADING: Type.Optional(Type.String({ maxLength: 16 })),
@@ -33,9 +33,8 @@ export type ExecutorConfig = Static<typeof ExecutorConfig>;
 /** Refuses modes that cannot run yet or were not confirmed; the message says what to set. */
 export function checkExecutionMode(cfg: ExecutorConfig): void {
   const mode = cfg.POLYBOT_EXECUTION_MODE;
-  if (mode === 'paper') {
-    throw new PolybotError('mode_not_implemented', 'POLYBOT_EXECUTION_MODE=paper is not implemented yet; use POLYBOT_EXECUTION_MODE=sim', 'fatal');
-  }
+  // paper sends nothing anywhere: it is safe against any venue's market data.
+  if (mode === 'paper') return;
   if (mode === 'live') {
     if (cfg.POLYBOT_LIVE_TRADING !== 'yes') {
       throw new PolybotError(

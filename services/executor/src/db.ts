@@ -216,6 +216,10 @@ export class ExecutorStore {
     return inserted;
   }
 
+  upsertPosition(p: PositionRow): void {
+    this.st.upsertPosition.run(p);
+  }
+
   listPositions(strategy?: string): PositionRow[] {
     return (strategy === undefined ? this.st.positionsAll.all() : this.st.positionsOf.all(strategy)) as PositionRow[];
   }

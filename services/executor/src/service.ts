@@ -26,6 +26,8 @@ import {
   type OrderStatus,
   type PositionEvent,
   type PriceMessage,
+  type BookMessage,
+  newId,
   type RpcResult,
   type SignalEvent,
   type SignalMessage,
@@ -48,6 +50,7 @@ import { ExecutorStore, type OrderRow, type PositionRow, type SignalStatus, type
 import { applyFill, fromRow, toRow } from './positions.js';
 import { checkRisk, type Exposure, type RiskLimits } from './risk.js';
 import { loadWallet, type LoadedWallet } from './wallet.js';
+import { PaperEngine, type PaperFill } from './paper.js';
 
 const SIGNALS_SOURCE = 'signals.push';
 /** Dead-lettered payloads are kept for inspection, but a flood of huge frames must not fill the disk. */
@@ -147,6 +150,9 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
     maxDailyLoss: toMicros(cfg.POLYBOT_RISK_MAX_DAILY_LOSS),
     priceBand: toMicros(cfg.POLYBOT_RISK_PRICE_BAND),
   };
+  const paperMode = cfg.POLYBOT_EXECUTION_MODE === 'paper';
+  /** Paper mode: orders fill against the scanner's depth here; nothing reaches any venue. */
+  const paper = paperMode ? new PaperEngine() : undefined;
   let tradingState: TradingState = 'ACTIVE';
   let tradingReason: string | undefined;
   let puller: BusPuller | undefined;
@@ -292,6 +298,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
         log.info({ signal: sig.id, strategy: sig.strategy }, 'duplicate signal ignored');
         return;
       }
+      if (paperMode) return paperSignal(db, sig, now);
       if (!creds) {
         return deny(sig, 'no_api_credentials', `no API credentials from the venue yet${credsError ? ` (${credsError})` : ''}; retrying in the background`, now);
       }
@@ -427,9 +434,18 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
       const before = fromRow(db.position(order.strategy, order.token_id));
       position = toRow(applyFill(before, order.side, fill.shares, fill.usdc), order.strategy, order.token_id, order.market, now);
     }
+    record(db, order, trades, position ? [position] : [], outcome.kind);
+  }
+
+  /** Commits an order's new state with its trades and positions in one transaction, then tells the bus. */
+  function record(db: ExecutorStore, order: OrderRow, trades: TradeRow[], positions: PositionRow[], outcome: string): void {
     const signalStatus: SignalStatus | undefined = TERMINAL.has(order.status) ? 'done' : undefined;
-    const inserted = db.recordOutcome(order, trades, position, signalStatus);
-    log.info({ order: order.order_id, outcome: outcome.kind, status: order.status, filled: order.filled, reason: order.reason ?? undefined }, 'order settled');
+    let inserted = 0;
+    db.db.transaction(() => {
+      inserted = db.recordOutcome(order, trades, positions[0], signalStatus);
+      for (const p of positions.slice(1)) db.upsertPosition(p);
+    })();
+    log.info({ order: order.order_id, outcome, status: order.status, filled: order.filled, reason: order.reason ?? undefined }, 'order settled');
     orderEvent(order);
     if (inserted > 0) {
       for (const t of trades) {
@@ -448,18 +464,103 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
         });
       }
     }
-    if (position) {
-      publish<PositionEvent>('position', position.strategy, {
+    const last = positions.at(-1);
+    if (last) {
+      publish<PositionEvent>('position', last.strategy, {
         type: 'event',
         kind: 'position',
-        strategy: position.strategy,
-        token_id: position.token_id,
-        market: position.market,
-        size: position.size,
-        avg_price: position.avg_price,
-        cost: position.cost,
-        realized_pnl: position.realized_pnl,
+        strategy: last.strategy,
+        token_id: last.token_id,
+        market: last.market,
+        size: last.size,
+        avg_price: last.avg_price,
+        cost: last.cost,
+        realized_pnl: last.realized_pnl,
       });
+    }
+  }
+
+  // ------------------------------------------------------------ paper mode
+
+  /** A signal in paper mode: persisted like a real order, then filled against the last book seen. */
+  function paperSignal(db: ExecutorStore, sig: SignalMessage, now: number): void {
+    const exp = exposure(db, sig.strategy, sig.token_id);
+    const decision = checkRisk(sig, db.market(sig.token_id), exp, limits);
+    if (!decision.ok) return deny(sig, decision.code, decision.reason, now);
+    const { market, price, size } = decision;
+    const pf = checkPortfolio({ side: sig.side, price, size, freeToSell: exp.held - exp.openSell }, tradingState, portfolioView(db, market.conditionId, sig.token_id, now), portfolio);
+    if (!pf.ok) return deny(sig, pf.code, pf.reason, now);
+    const row: OrderRow = {
+      order_id: newId('paper-'),
+      signal_id: sig.id,
+      strategy: sig.strategy,
+      venue_order_id: null,
+      token_id: sig.token_id,
+      market: market.conditionId,
+      side: sig.side,
+      order_type: sig.order_type,
+      price: fromMicros(price),
+      size: fromMicros(size),
+      filled: '0',
+      status: 'pending',
+      reason: null,
+      request: JSON.stringify({ paper: true, token_id: sig.token_id, side: sig.side, price: fromMicros(price), size: fromMicros(size), order_type: sig.order_type }),
+      created_at: now,
+      updated_at: now,
+    };
+    db.acceptSignal(sig, row);
+    counters.accepted++;
+    signalEvent(sig.strategy, sig.id, 'accepted');
+    orderEvent(row);
+    const res = (paper as PaperEngine).submit({ id: row.order_id, tokenId: row.token_id, side: row.side, orderType: row.order_type, price, size });
+    if (!res.ok) {
+      record(db, { ...row, status: 'rejected', reason: clip(res.errorMsg), updated_at: Date.now() }, [], [], 'paper_rejected');
+      return;
+    }
+    const market2 = row.order_type === 'FOK' || row.order_type === 'FAK';
+    const status: OrderStatus = res.matched >= size ? 'filled' : market2 ? (res.matched > 0n ? 'canceled' : 'canceled') : res.matched > 0n ? 'partially_filled' : 'live';
+    applyPaperFills(db, row, res.fills, status, market2 && res.matched < size ? 'unfilled rest killed (paper)' : null);
+  }
+
+  /** Records paper fills of one order as trades and position moves. */
+  function applyPaperFills(db: ExecutorStore, row: OrderRow, fills: PaperFill[], status: OrderStatus, reason: string | null): void {
+    const now = Date.now();
+    const trades: TradeRow[] = [];
+    const positions: PositionRow[] = [];
+    let pos = fromRow(db.position(row.strategy, row.token_id));
+    let filled = toMicros(row.filled);
+    for (const f of fills) {
+      trades.push({
+        trade_id: f.tradeId,
+        order_id: row.order_id,
+        strategy: row.strategy,
+        token_id: row.token_id,
+        market: row.market,
+        side: row.side,
+        price: fromMicros(f.price),
+        size: fromMicros(f.size),
+        fee: fromMicros(f.fee),
+        ts: now,
+      });
+      pos = applyFill(pos, row.side, f.size, f.usdc, f.fee);
+      filled += f.size;
+    }
+    if (fills.length > 0) positions.push(toRow(pos, row.strategy, row.token_id, row.market, now));
+    record(db, { ...row, status, filled: fromMicros(filled), reason, updated_at: now }, trades, positions, 'paper');
+  }
+
+  /** A new depth snapshot: resting paper orders that it crosses fill. */
+  function onPaperBook(b: BookMessage): void {
+    const db = store;
+    if (!paper || !db) return;
+    const res = paper.onBook({ token_id: b.token_id, bids: b.bids, asks: b.asks });
+    if (res.fills.length === 0) return;
+    const byOrder = new Map<string, PaperFill[]>();
+    for (const f of res.fills) byOrder.set(f.orderId, [...(byOrder.get(f.orderId) ?? []), f]);
+    for (const [id, fills] of byOrder) {
+      const row = db.order(id);
+      if (!row) continue;
+      applyPaperFills(db, row, fills, res.completed.includes(id) ? 'filled' : 'partially_filled', null);
     }
   }
 
@@ -552,6 +653,14 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
   }
 
   async function cancelOrders(ids: string[]): Promise<RpcResult<'orders.cancel'>> {
+    if (paper) {
+      const res: RpcResult<'orders.cancel'> = { canceled: [], not_canceled: {} };
+      for (const id of ids) {
+        if (paper.cancel(id)) res.canceled.push(id);
+        else res.not_canceled[id] = 'not resting in the paper book';
+      }
+      return cancelResult(res);
+    }
     if (!account || !creds) throw new RpcFailure('no_api_credentials', 'no venue API credentials yet; cancels need them', true);
     if (ids.length === 0) return { canceled: [], not_canceled: {} };
     try {
@@ -619,12 +728,22 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
     async start() {
       store = new ExecutorStore(ctx.paths.polybotDb);
       loadControls(store);
+      if (paperMode) {
+        // Paper orders rest only in this process's memory: a restart ends them.
+        for (const o of store.openOrderRows()) {
+          if (!o.order_id.startsWith('paper-')) continue;
+          store.recordOutcome({ ...o, status: 'canceled', reason: 'paper order ended by an executor restart', updated_at: Date.now() }, [], undefined, 'done');
+        }
+      }
       // Persisted but never answered before the last stop: the venue may have them. Not re-sent.
       for (const o of store.pendingOrders()) {
         store.updateOrder({ ...o, status: 'unknown', reason: 'executor stopped before the venue answered', updated_at: Date.now() });
         log.warn({ order: o.order_id }, 'pending order from a previous run marked unknown');
       }
-      if (cfg.POLYBOT_KEYSTORE) {
+      if (paperMode) {
+        // Nothing is signed or sent in paper mode: no key, no venue credentials.
+        log.info({ mode: 'paper' }, 'paper trading: orders fill against the scanner\'s books; nothing is sent to any venue');
+      } else if (cfg.POLYBOT_KEYSTORE) {
         if (cfg.POLYBOT_PRIVATE_KEY) throw new PolybotError('ambiguous_key_source', 'both POLYBOT_KEYSTORE and POLYBOT_PRIVATE_KEY are set; keep only the keystore', 'fatal');
         try {
           const k = await loadSigningKey(
@@ -643,37 +762,40 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
       } else {
         signer = loadWallet({ privateKey: cfg.POLYBOT_PRIVATE_KEY, venue: cfg.POLYBOT_VENUE, keysDir: ctx.paths.keys });
       }
-      const loaded: LoadedWallet = signer;
-      log.info({ address: loaded.wallet.address, key_source: loaded.source, mode: cfg.POLYBOT_EXECUTION_MODE, clob: clobUrl }, 'wallet ready');
-      const address = loaded.wallet.address;
-      client = new ClobTradingClient({
-        baseUrl: clobUrl,
-        timeoutMs: cfg.POLYBOT_EXECUTOR_ORDER_TIMEOUT_MS,
-        // L2 HMAC over the exact body text sent; nothing without credentials (the order is denied before that).
-        authHeaders: (method, path, text) => (creds ? { ...buildL2Headers(creds, address, { method, requestPath: path, body: text }) } : {}),
-      });
-      account = new ClobAccountClient({
-        baseUrl: clobUrl,
-        timeoutMs: cfg.POLYBOT_EXECUTOR_ORDER_TIMEOUT_MS,
-        authHeaders: (method, path, text) => (creds ? { ...buildL2Headers(creds, address, { method, requestPath: path, body: text ?? '' }) } : {}),
-      });
+      if (!paperMode) {
+        const loaded = signer as LoadedWallet;
+        log.info({ address: loaded.wallet.address, key_source: loaded.source, mode: cfg.POLYBOT_EXECUTION_MODE, clob: clobUrl }, 'wallet ready');
+        const address = loaded.wallet.address;
+        client = new ClobTradingClient({
+          baseUrl: clobUrl,
+          timeoutMs: cfg.POLYBOT_EXECUTOR_ORDER_TIMEOUT_MS,
+          // L2 HMAC over the exact body text sent; nothing without credentials (the order is denied before that).
+          authHeaders: (method, path, text) => (creds ? { ...buildL2Headers(creds, address, { method, requestPath: path, body: text }) } : {}),
+        });
+        account = new ClobAccountClient({
+          baseUrl: clobUrl,
+          timeoutMs: cfg.POLYBOT_EXECUTOR_ORDER_TIMEOUT_MS,
+          authHeaders: (method, path, text) => (creds ? { ...buildL2Headers(creds, address, { method, requestPath: path, body: text ?? '' }) } : {}),
+        });
+        // One attempt now (bounded by the order timeout), then in the background: start() never waits for the venue.
+        if (!(await acquireCreds())) {
+          log.warn({ error: credsError }, 'venue API credentials not available yet; retrying in the background, signals are denied until then');
+          retryCreds();
+        }
+      }
       quotesSub = new BusSubscriber({
         endpoints: [ctx.endpoints['prices.pub']],
-        topics: ['price.'],
+        topics: paperMode ? ['price.', 'book.'] : ['price.'],
         name: 'prices.pub',
         log: ctx.log.child({ component: 'quotes' }),
         onMessage: (msg) => {
+          if (msg.type === 'book') return onPaperBook(msg as BookMessage);
           if (msg.type !== 'price') return;
           const p = msg as PriceMessage;
           quotes.set(p.token_id, { bid: p.bid === null ? null : toMicros(p.bid), ask: p.ask === null ? null : toMicros(p.ask) });
         },
       });
       quotesSub.start();
-      // One attempt now (bounded by the order timeout), then in the background: start() never waits for the venue.
-      if (!(await acquireCreds())) {
-        log.warn({ error: credsError }, 'venue API credentials not available yet; retrying in the background, signals are denied until then');
-        retryCreds();
-      }
       replier = new BusReplier({
         endpoint: ctx.endpoints['executor.rep'],
         src: ctx.name,
@@ -730,6 +852,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
     },
 
     health() {
+      if (paperMode) return tradingState === 'HALTED' ? { state: 'degraded', message: `trading halted: ${tradingReason ?? 'kill switch'}` } : { state: 'running', message: 'paper trading' };
       if (tradingState === 'HALTED') return { state: 'degraded', message: `trading halted: ${tradingReason ?? 'kill switch'}` };
       if (venueTrouble) return { state: 'degraded', message: venueTrouble };
       if (!creds) return { state: 'degraded', message: `no venue API credentials yet${credsError ? `: ${credsError}` : ''}` };

@@ -7,11 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Push } from 'zeromq';
 import { encode } from '@msgpack/msgpack';
 import { Wallet, verifyTypedData } from 'ethers';
-import { BusPusher, BusRequester, BusSubscriber, Forwarder, resolveEndpoints, type Endpoints } from '@polybot/bus';
+import { BusPublisher, BusPusher, BusRequester, BusSubscriber, Forwarder, resolveEndpoints, type Endpoints } from '@polybot/bus';
 import { createLogger, loadConfig, openDatabase, ServiceRunner, type SqliteDb } from '@polybot/core';
 import { clobAuthTypedData, createKeystore, hmacSignature, orderHash, orderTypedData, type ApiCreds, type PostOrderBody } from '@polybot/polymarket';
 import { fromMicros, newId, type BusMessage, type PriceMessage, type SignalMessage, type Unstamped } from '@polybot/protocol';
-import { tempDataDir, waitFor } from '@polybot/testkit';
+import { sleep, tempDataDir, waitFor } from '@polybot/testkit';
 import { createExecutorService, ExecutorConfig } from '../src/index.js';
 
 // ---------------------------------------------------------------- fixtures
@@ -613,13 +613,12 @@ describe('executor configuration', () => {
     }
   });
 
-  it('refuses live mode without the explicit opt-in, and paper mode for now', async () => {
+  it('refuses live mode without the explicit opt-in', async () => {
     const tmp = tempDataDir('pbexc');
     try {
       for (const [extra, msg] of [
         [{ POLYBOT_EXECUTION_MODE: 'live' }, /POLYBOT_LIVE_TRADING=yes/],
         [{ POLYBOT_EXECUTION_MODE: 'live', POLYBOT_LIVE_TRADING: 'yes' }, /POLYBOT_PRIVATE_KEY/],
-        [{ POLYBOT_EXECUTION_MODE: 'paper' }, /not implemented yet/],
         [{ POLYBOT_VENUE: 'polymarket' }, /real exchange/],
       ] as const) {
         const r = executorRunner(tmp.dir, 'http://127.0.0.1:9', extra);
@@ -643,5 +642,92 @@ describe('executor configuration', () => {
     }
     expect(message).toMatch(/POLYBOT_PRIVATE_KEY/);
     expect(message).not.toContain(secret);
+  });
+});
+
+describe('executor in paper mode', () => {
+  let stack: Stack;
+  let runner: ServiceRunner<ExecutorConfig>;
+  let pusher: BusPusher;
+  let books: BusPublisher;
+
+  beforeAll(async () => {
+    const tmp = tempDataDir('pbexp');
+    seedScanner(join(tmp.dir, 'polybot.db'));
+    stack = await startBus(tmp.dir, tmp);
+    books = new BusPublisher({ endpoint: stack.ep['prices.pub'], mode: 'bind', src: 'scanner' });
+    await books.start();
+    // No venue at all: paper mode must never need one.
+    runner = executorRunner(tmp.dir, 'http://127.0.0.1:9', { POLYBOT_EXECUTION_MODE: 'paper' });
+    await runner.start();
+    await waitFor(() => stack.events.some((e) => e.type === 'status'), { what: 'executor status' });
+    pusher = new BusPusher({ endpoint: stack.ep['signals.push'], src: 'strategy:s1' });
+    pusher.start();
+  });
+
+  afterAll(async () => {
+    await pusher?.close(500);
+    await runner?.stop();
+    await books?.close(200);
+    await stack?.sub.close();
+    await stack?.fwd.stop();
+    stack?.tmp.cleanup();
+  });
+
+  const sig = (over: Partial<SignalMessage>): Unstamped<SignalMessage> => ({
+    type: 'signal',
+    id: newId('sig-'),
+    strategy: 's1',
+    token_id: YES,
+    market: M1,
+    side: 'BUY',
+    price: 0.56,
+    size: 10,
+    order_type: 'GTC',
+    ...over,
+  });
+  const orderEvent = (id: string, status: string) =>
+    waitFor(() => stack.events.find((e) => e.kind === 'order' && e.signal_id === id && e.status === status), { what: `${status} order`, timeoutMs: 10_000 });
+  const book = (bids: Array<[number, number]>, asks: Array<[number, number]>) =>
+    books.publish(`book.${YES}`, { type: 'book', token_id: YES, market: M1, bids, asks, tick_size: 0.01, venue_ts: Date.now() });
+
+  it('rests a GTC without a crossing book, then fills it from a later book at its own price', async () => {
+    const s = sig({});
+    pusher.push('signal', s);
+    await orderEvent(s.id, 'live');
+    // Resend until the executor's subscription has joined (a PUB drops what nobody hears yet).
+    await waitFor(
+      () => {
+        book([[0.5, 100]], [[0.55, 4], [0.56, 20]]);
+        return stack.events.some((e) => e.kind === 'order' && e.signal_id === s.id && e.status === 'filled');
+      },
+      { what: 'paper fill from a book', timeoutMs: 10_000, intervalMs: 200 },
+    );
+    const pos = await waitFor(() => [...stack.events].reverse().find((e) => e.kind === 'position'), { what: 'position' });
+    expect(pos).toMatchObject({ token_id: YES, size: '10', cost: '5.6', realized_pnl: '0' });
+  });
+
+  it('walks the depth for a FAK, refuses a FOK it cannot fill, and never calls a venue', async () => {
+    book([[0.52, 3]], [[0.6, 50]]);
+    await sleep(200);
+    const fok = sig({ side: 'SELL', order_type: 'FOK', price: 0.5, size: 5 });
+    pusher.push('signal', fok);
+    const rej = await orderEvent(fok.id, 'rejected');
+    expect(String(rej.reason)).toMatch(/fully filled|FOK/i);
+
+    book([[0.52, 3], [0.5, 10]], [[0.6, 50]]);
+    await sleep(200);
+    const fak = sig({ side: 'SELL', order_type: 'FAK', price: 0.5, size: 5 });
+    pusher.push('signal', fak);
+    await orderEvent(fak.id, 'filled');
+    const fills = stack.events.filter((e) => e.kind === 'fill' && e.order_id === stack.events.find((o) => o.kind === 'order' && o.signal_id === fak.id)?.order_id);
+    expect(fills.map((f) => [f.price, f.size])).toEqual([
+      ['0.52', '3'],
+      ['0.5', '2'],
+    ]);
+    // Sold 5 of 10 bought at 0.56: proceeds 1.56 + 1.00, basis 2.80 → realized −0.24, exactly.
+    const pos = await waitFor(() => [...stack.events].reverse().find((e) => e.kind === 'position' && e.size === '5'), { what: 'position after sell' });
+    expect(pos).toMatchObject({ size: '5', cost: '2.8', realized_pnl: '-0.24' });
+    expect(stack.events.some((e) => e.kind === 'order' && /not sent/.test(String(e.reason ?? '')))).toBe(false);
   });
 });
