@@ -192,6 +192,32 @@ describe('polybot cli under pm2', () => {
     expect(bad.code).toBe(1);
   });
 
+  it('records and replays market data, and controls trading, against the running stack', async () => {
+    const start = await cli(['record', 'start', '--name', 'cli-rec', '--json']);
+    expect(start.code, start.stderr).toBe(0);
+    expect(JSON.parse(start.stdout)).toMatchObject({ recording: true, name: 'cli-rec' });
+    await new Promise((r) => setTimeout(r, 1500));
+    const stop = await cli(['record', 'stop', '--json']);
+    expect(stop.code, stop.stderr).toBe(0);
+    expect(JSON.parse(stop.stdout).records).toBeGreaterThan(0);
+    const list = await cli(['record', 'list', '--json']);
+    expect((JSON.parse(list.stdout) as Array<{ name: string }>).map((r) => r.name)).toContain('cli-rec');
+    const replay = await cli(['replay', 'cli-rec', '--speed', 'max'], 60_000);
+    expect(replay.code, replay.stderr).toBe(0);
+    expect(replay.stdout).toMatch(/\d+\/\d+ records \(100%\)/);
+
+    const halt = await cli(['trading', 'halt', '--reason', 'cli test', '--json']);
+    expect(halt.code, halt.stderr).toBe(0);
+    expect(JSON.parse(halt.stdout)).toMatchObject({ state: 'HALTED', reason: 'cli test' });
+    const limits = await cli(['limits', 'max_daily_loss=150', 'price_band=0.1', '--json']);
+    expect(JSON.parse(limits.stdout).limits).toMatchObject({ max_daily_loss: '150', price_band: '0.1' });
+    const bad = await cli(['limits', 'price_band=7']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/price_band/);
+    const resume = await cli(['trading', 'resume', '--json']);
+    expect(JSON.parse(resume.stdout)).toMatchObject({ state: 'ACTIVE' });
+  }, 120_000);
+
   it('stop ends every process and the pm2 daemon of this data dir', async () => {
     const s = await statusJson();
     const pids = [...s.processes.map((p) => p.pid).filter((p) => p > 0), daemonPid() ?? 0].filter((p) => p > 0);

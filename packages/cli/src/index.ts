@@ -6,5 +6,6 @@ export { listProcesses, selectApps, startCommand, type ProcRow } from './start.j
 export { fetchHealth, logFile, REPO_ROOT, resolveStack, type AppSpec, type HealthAnswer, type Stack } from './stack.js';
 export { statusCommand } from './status.js';
 export { stopCommand } from './stop.js';
-export { askScanner, recordCommand } from './record.js';
+export { ask, askScanner, recordCommand } from './record.js';
+export { limitsCommand, tradingCommand } from './trading.js';
 export { parseSpeed, replayCommand } from './replay.js';

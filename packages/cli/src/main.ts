@@ -5,6 +5,7 @@ import { doctorCommand } from './doctor.js';
 import { logsCommand } from './logs.js';
 import { recordCommand } from './record.js';
 import { replayCommand } from './replay.js';
+import { limitsCommand, tradingCommand } from './trading.js';
 import { startCommand } from './start.js';
 import { statusCommand } from './status.js';
 import { stopCommand } from './stop.js';
@@ -61,6 +62,22 @@ program
   .option('--standalone', 'run a replay-only scanner in this process (when the stack is not running)')
   .option('--stop', 'stop the running replay')
   .action((recording: string | undefined, o: { speed: string; standalone?: boolean; stop?: boolean }) => replayCommand(recording, o));
+
+program
+  .command('trading')
+  .description("the executor's trading state: status, halt (kill switch; --cancel also cancels open orders), reduce (reduce-only), resume")
+  .argument('<action>', 'status, halt, reduce or resume')
+  .option('--reason <text>', 'why (kept with the state)')
+  .option('--cancel', 'with halt: cancel every open order too')
+  .option('--json', 'print JSON')
+  .action((action: string, o: { reason?: string; cancel?: boolean; json?: boolean }) => tradingCommand(action, o));
+
+program
+  .command('limits')
+  .description('show or change the executor\'s risk limits at run time, e.g. polybot limits max_daily_loss=100 price_band=0.05')
+  .argument('[assignments...]', 'name=value pairs')
+  .option('--json', 'print JSON')
+  .action((assignments: string[], o: { json?: boolean }) => limitsCommand(assignments, o));
 
 program
   .command('doctor')

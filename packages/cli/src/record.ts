@@ -7,15 +7,26 @@ import { resolveStack, type Stack } from './stack.js';
 import { CliError, out } from './ui.js';
 
 /** One request to the running scanner, with an error that says what to do when it is not there. */
-export async function askScanner<M extends RpcMethod>(stack: Stack, method: M, params: RpcParams<M>, timeoutMs = 5000): Promise<RpcResult<M>> {
-  const endpoint = resolveEndpoints(stack.paths.root, process.env)['scanner.rep'];
+export function askScanner<M extends RpcMethod>(stack: Stack, method: M, params: RpcParams<M>, timeoutMs = 5000): Promise<RpcResult<M>> {
+  return ask(stack, 'scanner', method, params, timeoutMs);
+}
+
+/** One request to a service's REP socket (`scanner.rep`, `executor.rep`). */
+export async function ask<M extends RpcMethod>(
+  stack: Stack,
+  service: 'scanner' | 'executor',
+  method: M,
+  params: RpcParams<M>,
+  timeoutMs = 5000,
+): Promise<RpcResult<M>> {
+  const endpoint = resolveEndpoints(stack.paths.root, process.env)[`${service}.rep`];
   const req = new BusRequester({ endpoint, src: 'cli', timeoutMs });
   try {
     return await req.call(method, params);
   } catch (e) {
     if (e instanceof BusError && e.code === 'remote') throw new CliError(e.message);
     if (e instanceof BusError && (e.code === 'timeout' || e.code === 'closed')) {
-      throw new CliError(`the scanner does not answer on ${endpoint} (is the stack running? pnpm start, or pnpm polybot status)`);
+      throw new CliError(`the ${service} does not answer on ${endpoint} (is the stack running? pnpm start, or pnpm polybot status)`);
     }
     throw e;
   } finally {
