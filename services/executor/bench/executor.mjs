@@ -317,6 +317,11 @@ async function latencyPhase(stack) {
     POLYBOT_RISK_MAX_ORDER_SIZE: '1000',
     POLYBOT_RISK_MAX_POSITION: '1000000',
     POLYBOT_RISK_MAX_NOTIONAL: '1000',
+    // The bench measures latency, not limits: nothing here may be denied for holding too much.
+    POLYBOT_RISK_MAX_OPEN_ORDERS: '100000',
+    POLYBOT_RISK_MAX_MARKET_EXPOSURE: '1000000',
+    POLYBOT_RISK_MAX_TOTAL_EXPOSURE: '1000000',
+    POLYBOT_RISK_MAX_DAILY_LOSS: '0',
     POLYBOT_EXECUTOR_ORDER_TIMEOUT_MS: String(ORDER_TIMEOUT_MS),
   };
   const ep = resolveEndpoints(stack.dir);
