@@ -12,3 +12,6 @@ export * from './rate-limit.js';
 export * from './resilience.js';
 export * from './clob-account.js';
 export * from './heartbeat.js';
+export * from './market-price.js';
+export * from './book-hash.js';
+export * from './tick-size.js';
