@@ -48,7 +48,7 @@ import {
 } from './controls.js';
 import { ExecutorStore, type OrderRow, type PositionRow, type SignalStatus, type TradeRow } from './db.js';
 import { applyFill, fromRow, toRow } from './positions.js';
-import { checkRisk, type Exposure, type RiskLimits } from './risk.js';
+import { checkRisk, type Exposure, type RiskDecision, type RiskLimits } from './risk.js';
 import { loadWallet, type LoadedWallet } from './wallet.js';
 import { PaperEngine, type PaperFill } from './paper.js';
 
@@ -303,17 +303,9 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
         return deny(sig, 'no_api_credentials', `no API credentials from the venue yet${credsError ? ` (${credsError})` : ''}; retrying in the background`, now);
       }
       const owner = creds.apiKey;
-      const exp = exposure(db, sig.strategy, sig.token_id);
-      const decision = checkRisk(sig, db.market(sig.token_id), exp, limits);
-      if (!decision.ok) return deny(sig, decision.code, decision.reason, now);
+      const decision = admit(db, sig, now);
+      if (!decision) return;
       const { market, tickSize, price, size } = decision;
-      const pf = checkPortfolio(
-        { side: sig.side, price, size, freeToSell: exp.held - exp.openSell },
-        tradingState,
-        portfolioView(db, market.conditionId, sig.token_id, now),
-        portfolio,
-      );
-      if (!pf.ok) return deny(sig, pf.code, pf.reason, now);
       const wallet = (signer as LoadedWallet).wallet;
       let body: PostOrderBody;
       try {
@@ -332,29 +324,9 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
         if (err instanceof OrderBuildError) return deny(sig, `order_${err.code}`, err.message, now);
         throw err;
       }
-      const row: OrderRow = {
-        order_id: orderHash(body.order, market.negRisk),
-        signal_id: sig.id,
-        strategy: sig.strategy,
-        venue_order_id: null,
-        token_id: sig.token_id,
-        market: market.conditionId,
-        side: sig.side,
-        order_type: sig.order_type,
-        price: fromMicros(price),
-        size: fromMicros(size),
-        filled: '0',
-        status: 'pending',
-        reason: null,
-        request: JSON.stringify(body),
-        created_at: now,
-        updated_at: now,
-      };
-      db.acceptSignal(sig, row);
+      const row = pendingRow(sig, market.conditionId, price, size, orderHash(body.order, market.negRisk), JSON.stringify(body), now);
+      accept(db, sig, row);
       persisted = true;
-      counters.accepted++;
-      signalEvent(sig.strategy, sig.id, 'accepted');
-      orderEvent(row);
       log.info({ signal: sig.id, order: row.order_id, side: row.side, price: row.price, size: row.size }, 'order sent');
       const outcome = await (client as ClobTradingClient).postOrder(body);
       settle(db, row, body, outcome);
@@ -480,23 +452,35 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
     }
   }
 
-  // ------------------------------------------------------------ paper mode
-
-  /** A signal in paper mode: persisted like a real order, then filled against the last book seen. */
-  function paperSignal(db: ExecutorStore, sig: SignalMessage, now: number): void {
+  /** Per-order risk, then the portfolio checks; undefined (and the signal denied) when either says no. */
+  function admit(db: ExecutorStore, sig: SignalMessage, now: number): Extract<RiskDecision, { ok: true }> | undefined {
     const exp = exposure(db, sig.strategy, sig.token_id);
     const decision = checkRisk(sig, db.market(sig.token_id), exp, limits);
-    if (!decision.ok) return deny(sig, decision.code, decision.reason, now);
-    const { market, price, size } = decision;
-    const pf = checkPortfolio({ side: sig.side, price, size, freeToSell: exp.held - exp.openSell }, tradingState, portfolioView(db, market.conditionId, sig.token_id, now), portfolio);
-    if (!pf.ok) return deny(sig, pf.code, pf.reason, now);
-    const row: OrderRow = {
-      order_id: newId('paper-'),
+    if (!decision.ok) {
+      deny(sig, decision.code, decision.reason, now);
+      return undefined;
+    }
+    const pf = checkPortfolio(
+      { side: sig.side, price: decision.price, size: decision.size, freeToSell: exp.held - exp.openSell },
+      tradingState,
+      portfolioView(db, decision.market.conditionId, sig.token_id, now),
+      portfolio,
+    );
+    if (!pf.ok) {
+      deny(sig, pf.code, pf.reason, now);
+      return undefined;
+    }
+    return decision;
+  }
+
+  function pendingRow(sig: SignalMessage, market: string, price: bigint, size: bigint, orderId: string, request: string, now: number): OrderRow {
+    return {
+      order_id: orderId,
       signal_id: sig.id,
       strategy: sig.strategy,
       venue_order_id: null,
       token_id: sig.token_id,
-      market: market.conditionId,
+      market,
       side: sig.side,
       order_type: sig.order_type,
       price: fromMicros(price),
@@ -504,14 +488,30 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
       filled: '0',
       status: 'pending',
       reason: null,
-      request: JSON.stringify({ paper: true, token_id: sig.token_id, side: sig.side, price: fromMicros(price), size: fromMicros(size), order_type: sig.order_type }),
+      request,
       created_at: now,
       updated_at: now,
     };
+  }
+
+  /** Persist before send: the signal and its order commit together, then the bus hears of both. */
+  function accept(db: ExecutorStore, sig: SignalMessage, row: OrderRow): void {
     db.acceptSignal(sig, row);
     counters.accepted++;
     signalEvent(sig.strategy, sig.id, 'accepted');
     orderEvent(row);
+  }
+
+  // ------------------------------------------------------------ paper mode
+
+  /** A signal in paper mode: persisted like a real order, then filled against the last book seen. */
+  function paperSignal(db: ExecutorStore, sig: SignalMessage, now: number): void {
+    const decision = admit(db, sig, now);
+    if (!decision) return;
+    const { market, price, size } = decision;
+    const request = { paper: true, token_id: sig.token_id, side: sig.side, price: fromMicros(price), size: fromMicros(size), order_type: sig.order_type };
+    const row = pendingRow(sig, market.conditionId, price, size, newId('paper-'), JSON.stringify(request), now);
+    accept(db, sig, row);
     const res = (paper as PaperEngine).submit({ id: row.order_id, tokenId: row.token_id, side: row.side, orderType: row.order_type, price, size });
     if (!res.ok) {
       record(db, { ...row, status: 'rejected', reason: clip(res.errorMsg), updated_at: Date.now() }, [], [], 'paper_rejected');
