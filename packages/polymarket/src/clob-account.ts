@@ -16,6 +16,7 @@
  */
 import Type, { type Static } from 'typebox';
 import Compile from 'typebox/compile';
+import { describeError, errorCodes, retryAfterMs, type ErrLike } from './http-errors.js';
 import { CancelResponse, MakerOrderFill, OpenOrder, Paged, WsUserTrade } from './schemas.js';
 
 // ---------------------------------------------------------------- shapes not (yet) in schemas.ts
@@ -152,44 +153,11 @@ export interface ClobAnswer {
   redact: (text: string) => string;
 }
 
-interface ErrLike {
-  name?: string;
-  code?: string;
-  message?: string;
-  cause?: unknown;
-  errors?: unknown[];
-}
-
-// clob-trading.ts has the same walk, but its helpers are module-private; keep the two in step.
-function errorCodes(err: unknown, depth = 0): string[] {
-  if (!err || typeof err !== 'object' || depth > 5) return [];
-  const e = err as ErrLike;
-  const own = typeof e.code === 'string' ? [e.code] : [];
-  const nested = Array.isArray(e.errors) ? e.errors.flatMap((x) => errorCodes(x, depth + 1)) : [];
-  return [...own, ...nested, ...errorCodes(e.cause, depth + 1)];
-}
-
-function describe(err: unknown): string {
-  const e = (err ?? {}) as ErrLike;
-  const cause = e.cause as ErrLike | undefined;
-  return [e.message, cause?.message].filter(Boolean).join(': ').slice(0, 300) || String(err);
-}
-
 /** Replaces every sent header value (long enough to be a secret) found in `text`. */
 function scrub(text: string, secrets: readonly string[]): string {
   let out = text;
   for (const s of secrets) if (s.length >= 6) out = out.split(s).join('[redacted]');
   return out;
-}
-
-/** `Retry-After` as ms: delay-seconds or an HTTP date relative to `nowMs`. */
-function retryAfterMs(value: string | null, nowMs: number): number | undefined {
-  if (value === null) return undefined;
-  const v = value.trim();
-  if (/^\d+(\.\d+)?$/.test(v)) return Math.ceil(Number(v) * 1000);
-  if (v === '' || /^[-+]?[\d.eE+-]+$/.test(v)) return undefined;
-  const t = Date.parse(v);
-  return Number.isNaN(t) ? undefined : Math.max(0, t - nowMs);
 }
 
 /** The venue's error text from a JSON body, else the raw text. */
@@ -221,7 +189,7 @@ export async function sendClobRequest(req: ClobRequest): Promise<ClobAnswer> {
     if (req.signal.aborted) return new ClobAccountError({ ...base, code: 'aborted', detail: 'aborted by the caller' });
     const codes = errorCodes(err);
     // Only the error's own text is quoted: undici errors never carry request headers, but scrub anyway.
-    const detail = scrub(`${what === 'body' ? 'answer cut off' : 'network error'}${codes[0] ? ` (${codes[0]})` : ''}: ${describe(err)}`, secrets);
+    const detail = scrub(`${what === 'body' ? 'answer cut off' : 'network error'}${codes[0] ? ` (${codes[0]})` : ''}: ${describeError(err, 300)}`, secrets);
     return new ClobAccountError({ ...base, code: 'network', detail, retryable: true }, { cause: err });
   };
   let res: Response;

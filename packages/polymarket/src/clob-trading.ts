@@ -1,4 +1,5 @@
 import Compile from 'typebox/compile';
+import { describeError as describe, errorCodes, retryAfterMs as retryAfter, venueErrorText as errorText, type ErrLike } from './http-errors.js';
 import { OrderResponse, type PostOrderBody } from './schemas.js';
 
 const checkResponse = Compile(OrderResponse);
@@ -50,47 +51,6 @@ const NOT_SENT_CODES = new Set([
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
-
-interface ErrLike {
-  name?: string;
-  code?: string;
-  message?: string;
-  cause?: unknown;
-  errors?: unknown[];
-}
-
-/** The error codes along an error's cause chain (fetch wraps socket errors in `cause`, happy eyeballs in `errors`). */
-function errorCodes(err: unknown, depth = 0): string[] {
-  if (!err || typeof err !== 'object' || depth > 5) return [];
-  const e = err as ErrLike;
-  const own = typeof e.code === 'string' ? [e.code] : [];
-  const nested = Array.isArray(e.errors) ? e.errors.flatMap((x) => errorCodes(x, depth + 1)) : [];
-  return [...own, ...nested, ...errorCodes(e.cause, depth + 1)];
-}
-
-function describe(err: unknown): string {
-  const e = err as ErrLike;
-  const cause = e.cause as ErrLike | undefined;
-  return [e.message, cause?.message].filter(Boolean).join(': ').slice(0, 500) || String(err);
-}
-
-function retryAfter(h: string | null): number | undefined {
-  if (!h) return undefined;
-  const s = Number(h);
-  if (Number.isFinite(s) && s >= 0) return Math.round(s * 1000);
-  const t = Date.parse(h);
-  return Number.isNaN(t) ? undefined : Math.max(0, t - Date.now());
-}
-
-function errorText(json: unknown, text: string, status: number): string {
-  if (json && typeof json === 'object') {
-    const o = json as Record<string, unknown>;
-    for (const k of ['error', 'errorMsg', 'error_msg', 'message']) {
-      if (typeof o[k] === 'string' && o[k] !== '') return (o[k] as string).slice(0, 500);
-    }
-  }
-  return text.trim().slice(0, 500) || `HTTP ${status}`;
-}
 
 /** Authenticated CLOB trading endpoints; for now `POST /order`. */
 export class ClobTradingClient {
