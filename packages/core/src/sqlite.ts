@@ -22,11 +22,30 @@ export function openDatabase(file: string, opts: OpenOptions = {}): SqliteDb {
   const db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
   db.pragma('busy_timeout = 5000');
   if (!opts.readonly) {
-    db.pragma('journal_mode = WAL');
+    enableWal(db);
     db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
     db.pragma('foreign_keys = ON');
   }
   return db;
+}
+
+/**
+ * Switches a file to WAL. Several services open `polybot.db` at once when a stack starts; the switch
+ * needs an exclusive lock and SQLite answers SQLITE_BUSY at once rather than waiting (the busy
+ * handler is not used there), so it is retried for up to ~10 s. Once a file is WAL it stays WAL.
+ */
+function enableWal(db: SqliteDb): void {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if (String(db.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal') return;
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || attempt >= 100) throw err;
+      Atomics.wait(pause, 0, 0, 20 + Math.floor(Math.random() * 80));
+    }
+  }
 }
 
 /**
