@@ -15,3 +15,4 @@ export * from './heartbeat.js';
 export * from './market-price.js';
 export * from './book-hash.js';
 export * from './tick-size.js';
+export * from './backoff.js';

@@ -10,6 +10,7 @@ import {
   WsTickSizeChange,
   type WsMarketEvent,
 } from './schemas.js';
+import { reconnectDelay } from './backoff.js';
 
 // ---------------------------------------------------------------- frame parsing (pure)
 
@@ -427,11 +428,7 @@ export class MarketWsClient {
   }
 
   private scheduleReconnect(why: string): void {
-    const initial = this.opts.initialBackoffMs ?? 500;
-    const max = this.opts.maxBackoffMs ?? 30_000;
-    const base = Math.min(max, initial * 2 ** Math.min(this.attempt, 20));
-    // Full jitter in the upper half: spreads a herd of clients without ever retrying instantly.
-    const delay = Math.round(base / 2 + Math.random() * (base / 2));
+    const delay = reconnectDelay(this.attempt, this.opts.initialBackoffMs ?? 500, this.opts.maxBackoffMs ?? 30_000);
     this.attempt++;
     this.counters.reconnects++;
     this.log.info({ why, delayMs: delay, attempt: this.attempt }, 'market ws reconnecting');

@@ -2,6 +2,7 @@ import Type from 'typebox';
 import Compile from 'typebox/compile';
 import WebSocket from 'ws';
 import { WsUserOrder, WsUserTrade, type ApiCreds } from './schemas.js';
+import { reconnectDelay } from './backoff.js';
 
 // ---------------------------------------------------------------- normalized events
 
@@ -758,11 +759,7 @@ export class UserWsClient {
   }
 
   private scheduleReconnect(why: string): void {
-    const initial = this.opts.initialBackoffMs ?? 500;
-    const max = this.opts.maxBackoffMs ?? 30_000;
-    const base = Math.min(max, initial * 2 ** Math.min(this.attempt, 20));
-    // Jitter in the upper half: spreads a herd of clients without ever retrying instantly.
-    const delay = Math.round(base / 2 + Math.random() * (base / 2));
+    const delay = reconnectDelay(this.attempt, this.opts.initialBackoffMs ?? 500, this.opts.maxBackoffMs ?? 30_000);
     this.attempt++;
     this.counters.reconnects++;
     this.log.info({ why, delayMs: delay, attempt: this.attempt }, 'user ws reconnecting');

@@ -23,7 +23,7 @@
  * `stop()` cancels timers and in-flight lookups but does not untrack (the caller is shutting down).
  * `now` and `timers` are injectable for fake-clock tests.
  */
-import { GammaMarket, toMarketInfo, type MarketInfo } from '@polybot/polymarket';
+import { GammaMarket, reconnectDelay, toMarketInfo, type MarketInfo } from '@polybot/polymarket';
 import { topics, type RoundMessage, type Unstamped } from '@polybot/protocol';
 import Compile from 'typebox/compile';
 import type { FrameSink } from './pipeline/types.js';
@@ -462,9 +462,8 @@ class AssetWatcher {
       if (res.notFound) this.s.lookup_not_found++;
       this.s.last_error = res.problem ?? 'lookup failed';
       if (this.s.lookup_errors <= 5 || r.lookupAttempts === 1) this.log.debug({ asset: this.asset, slug: r.slug, problem: res.problem }, 'round lookup failed; retrying');
-      const base = Math.min(this.opts.maxLookupRetryMs ?? 15_000, (this.opts.lookupRetryMs ?? 1000) * 2 ** Math.min(r.lookupAttempts - 1, 20));
       const now2 = this.now();
-      let at = now2 + Math.round(base / 2 + Math.random() * (base / 2));
+      let at = now2 + reconnectDelay(r.lookupAttempts - 1, this.opts.lookupRetryMs ?? 1000, this.opts.maxLookupRetryMs ?? 15_000);
       // A backoff must not sleep through the window start: try again right at it instead.
       if (now2 < r.startMs && at > r.startMs) at = r.startMs;
       this.at(r, at, 'lookup', () => this.lookup(r));

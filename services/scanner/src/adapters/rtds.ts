@@ -10,6 +10,7 @@
  * exactly once per connection.
  */
 import WebSocket from 'ws';
+import { reconnectDelay } from '@polybot/polymarket';
 import type { Adapter, FrameSink } from '../pipeline/types.js';
 import { RTDS_TOPIC_CHAINLINK } from '../processors/rtds.js';
 
@@ -179,11 +180,7 @@ export function createRtdsAdapter(opts: RtdsAdapterOptions): RtdsAdapter {
   };
 
   const scheduleReconnect = (why: string) => {
-    const initial = opts.initialBackoffMs ?? 500;
-    const max = opts.maxBackoffMs ?? 30_000;
-    const base = Math.min(max, initial * 2 ** Math.min(attempt, 20));
-    // Jitter in the upper half: spreads a herd of clients without ever retrying instantly.
-    const delay = Math.round(base / 2 + Math.random() * (base / 2));
+    const delay = reconnectDelay(attempt, opts.initialBackoffMs ?? 500, opts.maxBackoffMs ?? 30_000);
     attempt++;
     c.reconnects++;
     log.info({ why, delayMs: delay, attempt }, 'rtds reconnecting');
