@@ -135,6 +135,9 @@ export class ExecutorStore {
   private readonly st: Statements;
   private marketStmt?: ReturnType<SqliteDb['prepare']>;
   private allOpenStmt?: { all(...params: unknown[]): unknown[] };
+  // Asked on every signal (daily loss window): prepared once.
+  private controlGet?: { get(...params: unknown[]): unknown };
+  private controlSet?: { run(...params: unknown[]): unknown };
 
   constructor(file: string) {
     // FULL: a committed order intent must survive power loss (persist before send).
@@ -262,13 +265,15 @@ export class ExecutorStore {
   }
 
   control(key: string): string | undefined {
-    return (this.db.prepare('SELECT value FROM executor_controls WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+    this.controlGet ??= this.db.prepare('SELECT value FROM executor_controls WHERE key = ?');
+    return (this.controlGet.get(key) as { value: string } | undefined)?.value;
   }
 
   setControl(key: string, value: string, at: number): void {
-    this.db
-      .prepare('INSERT INTO executor_controls (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at')
-      .run(key, value, at);
+    this.controlSet ??= this.db.prepare(
+      'INSERT INTO executor_controls (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
+    );
+    this.controlSet.run(key, value, at);
   }
 
   insertDeadLetter(source: string, code: string, reason: string, topic: string | null, payload: Uint8Array | null, at: number): void {

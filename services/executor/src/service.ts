@@ -567,9 +567,9 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
   // ------------------------------------------------------------ controls (state, limits, kill switch)
 
   /** Realized PnL of all positions minus its value at 00:00 UTC (the baseline is kept in SQLite). */
-  function realizedToday(db: ExecutorStore, now: number): bigint {
+  function realizedToday(db: ExecutorStore, positions: readonly PositionRow[], now: number): bigint {
     let total = 0n;
-    for (const p of db.listPositions()) total += toMicros(p.realized_pnl);
+    for (const p of positions) total += toMicros(p.realized_pnl);
     const day = String(utcDay(now));
     if (db.control('day') !== day) {
       db.setControl('day', day, now);
@@ -581,7 +581,9 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
   function portfolioView(db: ExecutorStore, market: string, tokenId: string, now: number): PortfolioView {
     let marketExposure = 0n;
     let totalExposure = 0n;
-    for (const p of db.listPositions()) {
+    // One read of the positions serves exposure and the day's PnL.
+    const positions = db.listPositions();
+    for (const p of positions) {
       const cost = toMicros(p.cost);
       totalExposure += cost;
       if (p.market === market) marketExposure += cost;
@@ -596,7 +598,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
       if (o.market === market) marketExposure += n;
     }
     const q = quotes.get(tokenId);
-    return { openOrders: open.length, marketExposure, totalExposure, realizedToday: realizedToday(db, now), ...(q ? { quote: q } : {}) };
+    return { openOrders: open.length, marketExposure, totalExposure, realizedToday: realizedToday(db, positions, now), ...(q ? { quote: q } : {}) };
   }
 
   function riskStatus(): RpcResult<'risk.status'> {
