@@ -148,11 +148,6 @@ export function venueTimestamp(s: string): number | undefined {
   return n >= MIN_TS && n < MAX_TS ? n : undefined;
 }
 
-function levelsOk(levels: readonly NLevel[]): boolean {
-  for (const l of levels) if (!isPrice(l.price) || !isSize(l.size)) return false;
-  return true;
-}
-
 /** A reason string when invalid, else the normalized event. */
 export type ProcessResult = NormalizedEvent | string;
 export type Processor = (ev: WsMarketEvent, recvTs: number) => ProcessResult;
@@ -165,41 +160,9 @@ const noUndef = <T extends object>(o: T): T => {
 // ---------------------------------------------------------------- processors
 
 export const PROCESSORS: Readonly<Record<NormalizedType, Processor>> = {
-  book(ev, recvTs) {
-    if (ev.event_type !== 'book') return 'type';
-    const venueTs = venueTimestamp(ev.timestamp);
-    if (venueTs === undefined) return 'timestamp';
-    if (!isToken(ev.asset_id)) return 'token';
-    if (!levelsOk(ev.bids) || !levelsOk(ev.asks)) return 'level';
-    if (ev.tick_size !== undefined && !isPrice(ev.tick_size)) return 'tick_size';
-    return noUndef<NBook>({
-      type: 'book',
-      token: ev.asset_id,
-      market: ev.market,
-      bids: ev.bids,
-      asks: ev.asks,
-      tickSize: ev.tick_size,
-      minOrderSize: ev.min_order_size,
-      lastTradePrice: ev.last_trade_price,
-      hash: ev.hash,
-      origin: 'ws',
-      venueTs,
-      recvTs,
-    });
-  },
-  price_change(ev, recvTs) {
-    if (ev.event_type !== 'price_change') return 'type';
-    const venueTs = venueTimestamp(ev.timestamp);
-    if (venueTs === undefined) return 'timestamp';
-    const changes: NLevelChange[] = [];
-    for (const c of ev.price_changes) {
-      if (!isToken(c.asset_id)) return 'token';
-      if (!isPrice(c.price) || (c.size !== undefined && !isSize(c.size))) return 'level';
-      if ((c.best_bid !== undefined && !isPrice(c.best_bid)) || (c.best_ask !== undefined && !isPrice(c.best_ask))) return 'best_price';
-      changes.push(noUndef<NLevelChange>({ token: c.asset_id, side: c.side, price: c.price, size: c.size, hash: c.hash, bestBid: c.best_bid, bestAsk: c.best_ask }));
-    }
-    return { type: 'price_change', market: ev.market, changes, venueTs, recvTs };
-  },
+  // The two hot types are checked field by field (below); their venue object is already the right shape.
+  book: (ev, recvTs) => (ev.event_type === 'book' ? fastBook(ev as unknown as Obj, recvTs, 'ws') : 'type'),
+  price_change: (ev, recvTs) => (ev.event_type === 'price_change' ? fastPriceChange(ev as unknown as Obj, recvTs) : 'type'),
   tick_size_change(ev, recvTs) {
     if (ev.event_type !== 'tick_size_change') return 'type';
     const venueTs = venueTimestamp(ev.timestamp);
