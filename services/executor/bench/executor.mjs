@@ -29,11 +29,11 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BusPusher, BusSubscriber, resolveEndpoints } from '@polybot/bus';
+import { cpuSecondsOf, freePort } from '../../../scripts/bench-lib.mjs';
 import { buildSignedOrder, orderTypedData } from '@polybot/polymarket';
 import { Wallet, verifyTypedData } from 'ethers';
 
@@ -65,28 +65,6 @@ const fmt = (x) => Math.round(x).toLocaleString('en');
 function quantile(sorted, q) {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-}
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => res(port));
-    });
-  });
-}
-
-/** CPU seconds (user + system) used so far by process `pid`, from /proc (Linux); undefined elsewhere. */
-function cpuSecondsOf(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return undefined;
-  }
 }
 
 // ================================================================ (1) signing throughput

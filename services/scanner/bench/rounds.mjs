@@ -9,13 +9,12 @@
 //     watchers started, arrival time − window start; until BENCH_ROUNDS_MIN (20) starts were seen.
 // Needs the built dist of the scanner, bus and sim (`npx tsc -b services/scanner services/sim`).
 // The child is stopped by its pid at the end, whatever happens. Target: p99 < 100 ms.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BusPublisher, BusSubscriber } from '@polybot/bus';
+import { freePort, startChild } from '../../../scripts/bench-lib.mjs';
 
 const ROUND_SECONDS = Number(process.env.BENCH_ROUNDS_SECONDS ?? 60);
 const MIN_ROUNDS = Number(process.env.BENCH_ROUNDS_MIN ?? 20);
@@ -26,17 +25,6 @@ const here = dirname(fileURLToPath(import.meta.url));
 const simMain = resolve(here, '../../sim/dist/main.js');
 const roundsJs = resolve(here, '../dist/rounds.js');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => res(port));
-    });
-  });
-}
 
 /** Nearest-rank quantile: with 20 samples p99 is the largest, as it should be. */
 function quantile(sorted, q) {
@@ -70,44 +58,21 @@ async function main() {
   const dataDir = mkdtempSync(join(tmpdir(), 'pb-bench-rounds-'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const tail = [];
-  const child = spawn(process.execPath, [simMain], {
-    env: {
-      ...process.env,
-      POLYBOT_DATA_DIR: dataDir,
-      POLYBOT_HOST: '127.0.0.1',
-      POLYBOT_SIM_PORT: String(port),
-      POLYBOT_SIM_ROUND_SECONDS: String(ROUND_SECONDS),
-      POLYBOT_SIM_ROUND_ASSETS: ASSETS.join(','),
-      POLYBOT_SIM_ROUNDS_AHEAD: '2',
-      POLYBOT_SIM_PERSIST: 'false',
-      POLYBOT_LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  // Registered first, so an interrupted run also removes its data dir.
+  const cleanupOnSignal = () => rmSync(dataDir, { recursive: true, force: true });
+  process.once('SIGINT', cleanupOnSignal);
+  process.once('SIGTERM', cleanupOnSignal);
+  const { child, tail, stop: stopChild } = startChild(simMain, {
+    ...process.env,
+    POLYBOT_DATA_DIR: dataDir,
+    POLYBOT_HOST: '127.0.0.1',
+    POLYBOT_SIM_PORT: String(port),
+    POLYBOT_SIM_ROUND_SECONDS: String(ROUND_SECONDS),
+    POLYBOT_SIM_ROUND_ASSETS: ASSETS.join(','),
+    POLYBOT_SIM_ROUNDS_AHEAD: '2',
+    POLYBOT_SIM_PERSIST: 'false',
+    POLYBOT_LOG_LEVEL: 'warn',
   });
-  const keep = (d) => {
-    for (const line of d.toString().split('\n')) if (line.trim()) tail.push(line);
-    if (tail.length > 20) tail.splice(0, tail.length - 20);
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  const stopChild = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    process.kill(child.pid, 'SIGTERM');
-    const t = setTimeout(() => {
-      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
-    }, 5_000);
-    await exited;
-    clearTimeout(t);
-  };
-  const onSignal = () => {
-    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
-    rmSync(dataDir, { recursive: true, force: true });
-    process.exit(130);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
 
   let pub, sub, watchers;
   const delays = [];
@@ -207,8 +172,8 @@ async function main() {
     await sub?.close().catch(() => {});
     await pub?.close(0).catch(() => {});
     await stopChild();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', cleanupOnSignal);
+    process.off('SIGTERM', cleanupOnSignal);
     rmSync(dataDir, { recursive: true, force: true });
   }
 }

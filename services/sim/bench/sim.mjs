@@ -11,16 +11,15 @@
 // Runs against the built dist of @polybot/polymarket and the sim (`pnpm bench:sim` builds first).
 // The child is stopped by its pid at the end, whatever happens. A harsher venue for comparison:
 // BENCH_SIM_EVENT_RATE=6000 (measured here: ~1,000 orders/s with ~120,000 market-data events/s).
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import { createServer } from 'node:net';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { buildL2Headers, buildSignedOrder, createOrDeriveApiKey } from '@polybot/polymarket';
 import { Wallet } from 'ethers';
+import { cpuSecondsOf, freePort, startChild } from '../../../scripts/bench-lib.mjs';
 import WebSocket from 'ws';
 
 const EVENT_RATE = Number(process.env.BENCH_SIM_EVENT_RATE ?? 2000);
@@ -45,27 +44,6 @@ const simMain = resolve(here, '../dist/main.js');
 const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function freePort() {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => res(port));
-    });
-  });
-}
-
-/** CPU seconds (user + system) used so far by process `pid`, from /proc (Linux); undefined elsewhere. */
-function cpuSecondsOf(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-  } catch {
-    return undefined;
-  }
-}
 const clientCpuSeconds = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
@@ -291,11 +269,11 @@ async function main() {
   const dataDir = mkdtempSync(join(tmpdir(), 'polybot-bench-sim-'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const tail = [];
   // BENCH_SIM_NODE_ARGS: extra node flags for the simulator, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`.
   const nodeArgs = (process.env.BENCH_SIM_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, simMain], {
-    env: {
+  const { child, tail, stop: stopChild } = startChild(
+    simMain,
+    {
       ...process.env,
       POLYBOT_DATA_DIR: dataDir,
       POLYBOT_HOST: '127.0.0.1',
@@ -307,30 +285,8 @@ async function main() {
       POLYBOT_SIM_START_BALANCE: '10000000',
       POLYBOT_LOG_LEVEL: 'warn',
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const keep = (d) => {
-    for (const line of d.toString().split('\n')) if (line.trim()) tail.push(line);
-    if (tail.length > 20) tail.splice(0, tail.length - 20);
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  const stopChild = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    process.kill(child.pid, 'SIGTERM');
-    const t = setTimeout(() => {
-      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
-    }, 5_000);
-    await exited;
-    clearTimeout(t);
-  };
-  const onSignal = () => {
-    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
-    process.exit(130);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+    nodeArgs,
+  );
 
   let ws, orders;
   try {
