@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BusRequester, BusSubscriber, resolveEndpoints } from '@polybot/bus';
-import { loadConfig, ServiceRunner, type Service } from '@polybot/core';
+import { ServiceRunner, type Service } from '@polybot/core';
 import type { BookStatusMessage, BusMessage } from '@polybot/protocol';
 import { sleep, tempDataDir, waitFor } from '@polybot/testkit';
 import { startSim, type RunningSim } from '../../sim/test/helpers.js';
+import { scannerOnSim } from './scanner-on-sim.js';
 import { createScannerService, ScannerConfig } from '../src/index.js';
 
 /**
@@ -43,24 +44,8 @@ describe('scanner under forced drops and silent freezes', () => {
   beforeAll(async () => {
     sim = await startSim({ POLYBOT_SIM_EVENT_RATE: '0', POLYBOT_SIM_ADMIN_SECRET: ADMIN, POLYBOT_SIM_MARKETS: '6' });
     tmp = tempDataDir('pbscanf');
-    const host = sim.base.replace('http://', '');
-    const config = loadConfig(ScannerConfig, {
-      env: {
-        POLYBOT_DATA_DIR: tmp.dir,
-        POLYBOT_LOG_LEVEL: 'silent',
-        POLYMARKET_GAMMA_URL: sim.base,
-        POLYMARKET_CLOB_URL: sim.base,
-        POLYMARKET_WS_URL: `ws://${host}`,
-        POLYBOT_SCANNER_STALE_MS: String(STALE_MS),
-        POLYBOT_SCANNER_RECONNECT_MS: '20',
-        // 12 tokens over three connections: drops and freezes hit every shard.
-        POLYBOT_SCANNER_SHARD_SIZE: '4',
-        POLYBOT_SCANNER_BOOK_INTERVAL_MS: '0',
-        POLYBOT_SCANNER_RTDS: 'false',
-        POLYBOT_SCANNER_ROUND_ASSETS: 'none',
-      },
-      envFile: false,
-    });
+    // 12 tokens over three connections: drops and freezes hit every shard.
+    const config = scannerOnSim(sim, tmp.dir, { POLYBOT_SCANNER_STALE_MS: String(STALE_MS) });
     const eps = resolveEndpoints(tmp.dir, {});
     sub = new BusSubscriber({
       endpoints: [eps['prices.pub']],

@@ -2,10 +2,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BusRequester, BusSubscriber, resolveEndpoints } from '@polybot/bus';
-import { loadConfig, ServiceRunner } from '@polybot/core';
+import { ServiceRunner } from '@polybot/core';
 import { Codec, type BusMessage } from '@polybot/protocol';
 import { sleep, tempDataDir, waitFor } from '@polybot/testkit';
 import { startSim, type RunningSim } from '../../sim/test/helpers.js';
+import { scannerOnSim } from './scanner-on-sim.js';
 import { createScannerService, RecordingReader, ScannerConfig, type ScannerService } from '../src/index.js';
 
 /**
@@ -35,22 +36,7 @@ describe('record and replay', () => {
   beforeAll(async () => {
     sim = await startSim({ POLYBOT_SIM_EVENT_RATE: '300', POLYBOT_SIM_ADMIN_SECRET: ADMIN, POLYBOT_SIM_MARKETS: '6' });
     tmp = tempDataDir('pbscanr');
-    const host = sim.base.replace('http://', '');
-    const config = loadConfig(ScannerConfig, {
-      env: {
-        POLYBOT_DATA_DIR: tmp.dir,
-        POLYBOT_LOG_LEVEL: 'silent',
-        POLYMARKET_GAMMA_URL: sim.base,
-        POLYMARKET_CLOB_URL: sim.base,
-        POLYMARKET_WS_URL: `ws://${host}`,
-        POLYBOT_SCANNER_RECONNECT_MS: '20',
-        POLYBOT_SCANNER_SHARD_SIZE: '4',
-        POLYBOT_SCANNER_BOOK_INTERVAL_MS: '0',
-        POLYBOT_SCANNER_RTDS: 'false',
-        POLYBOT_SCANNER_ROUND_ASSETS: 'none',
-      },
-      envFile: false,
-    });
+    const config = scannerOnSim(sim, tmp.dir);
     const eps = resolveEndpoints(tmp.dir, {});
     sub = new BusSubscriber({
       endpoints: [eps['prices.pub']],
