@@ -27,6 +27,12 @@ export const ExecutorConfig = serviceConfig({
   POLYBOT_RISK_PRICE_BAND: Shares('0.2', 'a BUY above best ask + band or a SELL below best bid − band is refused (0 = off)'),
   /** Deadline of one POST /order; past it the order is 'unknown', never re-sent. Keep it under the 10 s stop budget. */
   POLYBOT_EXECUTOR_ORDER_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 5000 }),
+  /** REST refresh of open orders and trades, the fallback when the user stream misses something. */
+  POLYBOT_EXECUTOR_POLL_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 30_000 }),
+  /** Dead-man heartbeat interval while trading (0 = off: the venue then never cancels on silence). */
+  POLYBOT_EXECUTOR_HEARTBEAT_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 5000 }),
+  /** On a graceful stop: cancel every open order, or keep them (the next start reconciles them; the venue's dead-man switch cancels them if no heartbeat comes back in time). */
+  POLYBOT_EXECUTOR_ON_STOP: Type.Union([Type.Literal('keep'), Type.Literal('cancel')], { default: 'keep' }),
 });
 export type ExecutorConfig = Static<typeof ExecutorConfig>;
 

@@ -32,6 +32,23 @@ CREATE INDEX trades_order ON trades (order_id);
 CREATE TABLE executor_controls (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);
 `,
   },
+  {
+    version: 3,
+    name: 'trade settlement, settled/pending inventory, resolution, wallets',
+    sql: `
+ALTER TABLE trades ADD COLUMN venue_trade_id TEXT;
+ALTER TABLE trades ADD COLUMN status TEXT NOT NULL DEFAULT 'confirmed';
+ALTER TABLE trades ADD COLUMN usdc TEXT NOT NULL DEFAULT '0';
+ALTER TABLE trades ADD COLUMN match_ts INTEGER;
+CREATE INDEX trades_venue ON trades (venue_trade_id);
+ALTER TABLE positions ADD COLUMN settled TEXT NOT NULL DEFAULT '0';
+ALTER TABLE positions ADD COLUMN pending_buy TEXT NOT NULL DEFAULT '0';
+ALTER TABLE positions ADD COLUMN pending_sell TEXT NOT NULL DEFAULT '0';
+ALTER TABLE positions ADD COLUMN fees TEXT NOT NULL DEFAULT '0';
+ALTER TABLE positions ADD COLUMN resolved TEXT;
+CREATE TABLE wallets (address TEXT PRIMARY KEY, collateral TEXT NOT NULL, allowance TEXT, updated_at INTEGER NOT NULL);
+`,
+  },
 ];
 
 export type SignalStatus = 'accepted' | 'denied' | 'dead_lettered' | 'done';
@@ -56,6 +73,7 @@ export interface OrderRow {
 }
 
 export interface TradeRow {
+  /** The venue trade id; `<trade id>:<order id>` for a maker fill (one trade can fill several of our orders). */
   trade_id: string;
   order_id: string;
   strategy: string;
@@ -66,6 +84,13 @@ export interface TradeRow {
   size: string;
   fee: string;
   ts: number;
+  venue_trade_id?: string | null;
+  /** matched | mined | retrying | confirmed | failed (trade-state.ts); a failed trade's fill does not count. */
+  status?: string;
+  /** pUSD that changed hands for the shares (exact decimal). */
+  usdc?: string;
+  /** The venue's match time (ms). */
+  match_ts?: number | null;
 }
 
 export interface PositionRow {
@@ -77,6 +102,13 @@ export interface PositionRow {
   cost: string;
   realized_pnl: string;
   updated_at: number;
+  /** Shares of confirmed trades; `size` minus this is still settling. */
+  settled?: string;
+  pending_buy?: string;
+  pending_sell?: string;
+  fees?: string;
+  /** Payout per share once the market resolved ("1" or "0"). */
+  resolved?: string | null;
 }
 
 /** A market as the scanner registered it. */
@@ -106,14 +138,20 @@ function prepareStatements(db: SqliteDb) {
       'UPDATE orders SET venue_order_id = @venue_order_id, filled = @filled, status = @status, reason = @reason, updated_at = @updated_at WHERE order_id = @order_id',
     ),
     insertTrade: db.prepare(
-      'INSERT OR IGNORE INTO trades (trade_id, order_id, strategy, token_id, market, side, price, size, fee, ts) VALUES (@trade_id, @order_id, @strategy, @token_id, @market, @side, @price, @size, @fee, @ts)',
+      `INSERT OR IGNORE INTO trades (trade_id, order_id, strategy, token_id, market, side, price, size, fee, ts, venue_trade_id, status, usdc, match_ts)
+       VALUES (@trade_id, @order_id, @strategy, @token_id, @market, @side, @price, @size, @fee, @ts, @venue_trade_id, @status, @usdc, @match_ts)`,
     ),
+    trade: db.prepare('SELECT * FROM trades WHERE trade_id = ?'),
+    setTradeStatus: db.prepare('UPDATE trades SET status = ? WHERE trade_id = ?'),
+    tradesOfOrder: db.prepare('SELECT trade_id, size, status FROM trades WHERE order_id = ?'),
+    allTrades: db.prepare('SELECT * FROM trades ORDER BY rowid'),
     position: db.prepare('SELECT * FROM positions WHERE strategy = ? AND token_id = ?'),
     upsertPosition: db.prepare(
-      `INSERT INTO positions (strategy, token_id, market, size, avg_price, cost, realized_pnl, updated_at)
-       VALUES (@strategy, @token_id, @market, @size, @avg_price, @cost, @realized_pnl, @updated_at)
+      `INSERT INTO positions (strategy, token_id, market, size, avg_price, cost, realized_pnl, updated_at, settled, pending_buy, pending_sell, fees, resolved)
+       VALUES (@strategy, @token_id, @market, @size, @avg_price, @cost, @realized_pnl, @updated_at, @settled, @pending_buy, @pending_sell, @fees, @resolved)
        ON CONFLICT (strategy, token_id) DO UPDATE SET market = excluded.market, size = excluded.size, avg_price = excluded.avg_price,
-         cost = excluded.cost, realized_pnl = excluded.realized_pnl, updated_at = excluded.updated_at`,
+         cost = excluded.cost, realized_pnl = excluded.realized_pnl, updated_at = excluded.updated_at, settled = excluded.settled,
+         pending_buy = excluded.pending_buy, pending_sell = excluded.pending_sell, fees = excluded.fees, resolved = excluded.resolved`,
     ),
     positionsAll: db.prepare('SELECT * FROM positions ORDER BY strategy, token_id'),
     positionsOf: db.prepare('SELECT * FROM positions WHERE strategy = ? ORDER BY token_id'),
@@ -212,15 +250,66 @@ export class ExecutorStore {
     let inserted = 0;
     this.db.transaction(() => {
       this.st.updateOrder.run(order);
-      for (const t of trades) inserted += this.st.insertTrade.run(t).changes;
-      if (position) this.st.upsertPosition.run(position);
+      for (const t of trades) inserted += this.insertTrade(t);
+      if (position) this.upsertPosition(position);
       if (signalStatus && order.signal_id) this.setSignalStatus(order.signal_id, signalStatus);
     })();
     return inserted;
   }
 
   upsertPosition(p: PositionRow): void {
-    this.st.upsertPosition.run(p);
+    this.st.upsertPosition.run({ settled: p.size, pending_buy: '0', pending_sell: '0', fees: '0', resolved: null, ...p });
+  }
+
+  /** 1 when the trade row is new, 0 when it was already stored. */
+  insertTrade(t: TradeRow): number {
+    return this.st.insertTrade.run({ venue_trade_id: null, status: 'confirmed', usdc: '0', match_ts: null, ...t }).changes;
+  }
+
+  trade(tradeId: string): TradeRow | undefined {
+    return this.st.trade.get(tradeId) as TradeRow | undefined;
+  }
+
+  setTradeStatus(tradeId: string, status: string): void {
+    this.st.setTradeStatus.run(status, tradeId);
+  }
+
+  tradesOfOrder(orderId: string): { trade_id: string; size: string; status: string }[] {
+    return this.st.tradesOfOrder.all(orderId) as { trade_id: string; size: string; status: string }[];
+  }
+
+  /** Every trade row in arrival order (positions are the fold of their fills in this order). */
+  allTrades(): TradeRow[] {
+    return this.st.allTrades.all() as TradeRow[];
+  }
+
+  /**
+   * Where reconciliation re-reads trades from: the earliest trade still settling (its CONFIRMED or
+   * FAILED may have come while we were down), else the latest match seen; undefined = everything.
+   */
+  tradeReadFrom(): number | undefined {
+    const r = this.db
+      .prepare("SELECT MIN(CASE WHEN status NOT IN ('confirmed', 'failed') THEN match_ts END) AS open, MAX(match_ts) AS last, COUNT(*) AS n FROM trades")
+      .get() as { open: number | null; last: number | null; n: number };
+    if (r.n === 0) return undefined;
+    return r.open ?? r.last ?? undefined;
+  }
+
+  setWallet(address: string, collateral: string, allowance: string | null, at: number): void {
+    this.db
+      .prepare(
+        'INSERT INTO wallets (address, collateral, allowance, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(address) DO UPDATE SET collateral = excluded.collateral, allowance = excluded.allowance, updated_at = excluded.updated_at',
+      )
+      .run(address, collateral, allowance, at);
+  }
+
+  wallet(address: string): { address: string; collateral: string; allowance: string | null; updated_at: number } | undefined {
+    return this.db.prepare('SELECT * FROM wallets WHERE address = ?').get(address) as { address: string; collateral: string; allowance: string | null; updated_at: number } | undefined;
+  }
+
+  /** Open (not terminal) order rows still `pending` or `unknown`: their fate at the venue is not known. */
+  unsettledOrders(): OrderRow[] {
+    return this.db.prepare("SELECT * FROM orders WHERE status IN ('pending', 'unknown')").all() as OrderRow[];
   }
 
   listPositions(strategy?: string): PositionRow[] {

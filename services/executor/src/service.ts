@@ -1,21 +1,7 @@
 import { BusPuller, BusReplier, BusSubscriber, RpcFailure, type InvalidFrame } from '@polybot/bus';
 import { PolybotError, venueUrls, type Service, type ServiceContext } from '@polybot/core';
+import { buildSignedOrder, loadSigningKey, OrderBuildError, orderHash, type PostOrderBody } from '@polybot/polymarket';
 import {
-  buildL2Headers,
-  buildSignedOrder,
-  ClobAccountClient,
-  ClobTradingClient,
-  createOrDeriveApiKey,
-  loadSigningKey,
-  type ApiCreds,
-  OrderBuildError,
-  orderHash,
-  type OrderResponse,
-  type PostOrderBody,
-  type PostOrderOutcome,
-} from '@polybot/polymarket';
-import {
-  divMicros,
   fromMicros,
   mulMicros,
   toMicros,
@@ -27,6 +13,7 @@ import {
   type PositionEvent,
   type PriceMessage,
   type BookMessage,
+  type MarketMessage,
   newId,
   type RpcResult,
   type SignalEvent,
@@ -48,6 +35,7 @@ import {
 } from './controls.js';
 import { ExecutorStore, type OrderRow, type PositionRow, type SignalStatus, type TradeRow } from './db.js';
 import { applyFill, fromRow, toRow } from './positions.js';
+import { VenueTrading } from './venue-trading.js';
 import { checkRisk, type Exposure, type RiskDecision, type RiskLimits } from './risk.js';
 import { loadWallet, type LoadedWallet } from './wallet.js';
 import { PaperEngine, type PaperFill } from './paper.js';
@@ -59,72 +47,6 @@ const TERMINAL: ReadonlySet<OrderStatus> = new Set(['filled', 'canceled', 'rejec
 
 const clip = (s: string, n = 500) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 
-interface Fill {
-  shares: bigint;
-  usdc: bigint;
-}
-
-/** Amounts in an order response are decimal strings in units; '' or junk reads as zero. */
-function amount(s: string | undefined): bigint {
-  if (!s) return 0n;
-  try {
-    const v = toMicros(s, 'down');
-    return v > 0n ? v : 0n;
-  } catch {
-    return 0n;
-  }
-}
-
-/**
- * What an accepted order did, from the venue's answer. makingAmount is what the order gave
- * (pUSD for a BUY, shares for a SELL), takingAmount what it got.
- */
-function readFill(order: OrderRow, body: PostOrderBody, res: OrderResponse): { fill: Fill; status: OrderStatus; note?: string } {
-  const making = amount(res.makingAmount);
-  const taking = amount(res.takingAmount);
-  let fill: Fill = order.side === 'BUY' ? { shares: taking, usdc: making } : { shares: making, usdc: taking };
-  const size = toMicros(order.size);
-  const market = order.order_type === 'FOK' || order.order_type === 'FAK';
-  // Base units have 6 decimals, like micros: the signed amounts are the order at its limit price.
-  const signedShares = BigInt(order.side === 'BUY' ? body.order.takerAmount : body.order.makerAmount);
-  const signedUsdc = BigInt(order.side === 'BUY' ? body.order.makerAmount : body.order.takerAmount);
-  let note: string | undefined;
-  if (res.status === 'matched' && (fill.shares === 0n || fill.usdc === 0n)) {
-    // Matched without amounts: take the signed amounts (a full fill at the limit); the user stream will correct it later.
-    fill = { shares: signedShares, usdc: signedUsdc };
-    note = 'matched without amounts; assumed a full fill at the limit price';
-  }
-  const complete =
-    fill.shares >= size || (order.side === 'BUY' && market && fill.usdc >= signedUsdc) || (order.order_type === 'FOK' && res.status === 'matched');
-  let status: OrderStatus;
-  switch (res.status) {
-    case 'matched':
-      status = complete ? 'filled' : market ? 'canceled' : 'partially_filled';
-      break;
-    case 'unmatched':
-      status = market ? 'canceled' : fill.shares > 0n ? 'partially_filled' : 'live';
-      break;
-    case 'delayed':
-      status = 'live';
-      note = 'match delayed by the venue';
-      break;
-    default: // 'live' or absent
-      status = complete && fill.shares > 0n ? 'filled' : fill.shares > 0n ? (market ? 'canceled' : 'partially_filled') : market ? 'unknown' : 'live';
-  }
-  return { fill, status, ...(note ? { note } : {}) };
-}
-
-/** The trade ids the venue gave; one trade row per answer, since per-trade splits come from the user stream later. */
-function tradeIdFor(orderId: string, ids: string[] | undefined): string {
-  const list = (ids ?? []).filter((x) => x.length > 0);
-  if (list.length === 1) return list[0] as string;
-  if (list.length > 1) {
-    const joined = list.join(',');
-    return joined.length <= 128 ? joined : `${orderId}:${list.length}`;
-  }
-  return `${orderId}:fill`;
-}
-
 export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Service {
   const cfg = ctx.config;
   checkExecutionMode(cfg);
@@ -135,11 +57,12 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
     maxNotional: toMicros(cfg.POLYBOT_RISK_MAX_NOTIONAL),
   };
   const clobUrl = venueUrls(cfg).clob;
-  const counters = { received: 0, accepted: 0, denied: 0, dead_lettered: 0, duplicate: 0, not_sent: 0, ambiguous: 0 };
+  const counters = { received: 0, accepted: 0, denied: 0, dead_lettered: 0, duplicate: 0 };
   let store: ExecutorStore | undefined;
   let signer: LoadedWallet | undefined;
-  let client: ClobTradingClient | undefined;
-  let account: ClobAccountClient | undefined;
+  /** The venue side (sim and live mode): session, reconciliation, order and trade state. */
+  let venue: VenueTrading | undefined;
+  let marketsSub: BusSubscriber | undefined;
   let quotesSub: BusSubscriber | undefined;
   /** Current top of book per token (micros), from the scanner: the price band's reference. */
   const quotes = new Map<string, { bid: bigint | null; ask: bigint | null }>();
@@ -158,13 +81,8 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
   let puller: BusPuller | undefined;
   let replier: BusReplier | undefined;
   let inflight: Promise<void> | undefined;
+  let intakeStarting: Promise<void> | undefined;
   let stopping: Promise<void> | undefined;
-  let venueTrouble: string | undefined;
-  // L2 API credentials (sim venue): secret material, never logged, never put into events or rows.
-  let creds: ApiCreds | undefined;
-  let credsError: string | undefined;
-  let credsTimer: NodeJS.Timeout | undefined;
-  let credsAttempts = 0;
   let stopped = false;
 
   const publish = <M extends BusMessage>(kind: string, strategy: string, msg: Unstamped<M>) => {
@@ -239,38 +157,21 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
     return { held, openBuy, openSell };
   }
 
-  /** One create-or-derive of the wallet's API key at the venue; false (with `credsError`) when it failed. */
-  async function acquireCreds(): Promise<boolean> {
-    const wallet = (signer as LoadedWallet).wallet;
-    try {
-      const got = await createOrDeriveApiKey(clobUrl, wallet, { timeoutMs: cfg.POLYBOT_EXECUTOR_ORDER_TIMEOUT_MS });
-      if (stopped) return true;
-      creds = got;
-      credsError = undefined;
-      credsAttempts = 0;
-      log.info({ address: wallet.address }, 'venue API credentials ready');
-      return true;
-    } catch (err) {
-      const e = err as Error & { cause?: { message?: string } };
-      credsError = clip([e.message, e.cause?.message].filter(Boolean).join(': ') || String(err), 300);
-      return false;
-    }
-  }
-
-  /** Retries `acquireCreds` with backoff (0.5 s doubling to 30 s) until it works or the executor stops. */
-  function retryCreds(): void {
-    if (stopped || creds || credsTimer) return;
-    const delay = Math.min(30_000, 500 * 2 ** Math.min(credsAttempts++, 6));
-    credsTimer = setTimeout(() => {
-      void acquireCreds().then((ok) => {
-        credsTimer = undefined;
-        if (!ok) {
-          log.warn({ error: credsError, retry_in_ms: Math.min(30_000, 500 * 2 ** Math.min(credsAttempts, 6)) }, 'venue API credentials not available yet');
-          retryCreds();
-        }
+  /** Binds `signals.push`: the last step of start, once everything a signal needs is ready. */
+  function startIntake(): Promise<void> {
+    intakeStarting ??= (async () => {
+      if (stopped) return;
+      const p = new BusPuller({
+        endpoint: ctx.endpoints['signals.push'],
+        onMessage,
+        onInvalid,
+        log: ctx.log.child({ component: 'signals' }),
       });
-    }, delay);
-    credsTimer.unref();
+      await p.start();
+      puller = p;
+      log.info({ endpoint: ctx.endpoints['signals.push'] }, 'taking signals');
+    })();
+    return intakeStarting;
   }
 
   async function onMessage(msg: BusMessage, topic: string): Promise<void> {
@@ -299,13 +200,18 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
         return;
       }
       if (paperMode) return paperSignal(db, sig, now);
-      if (!creds) {
-        return deny(sig, 'no_api_credentials', `no API credentials from the venue yet${credsError ? ` (${credsError})` : ''}; retrying in the background`, now);
-      }
-      const owner = creds.apiKey;
+      const v = venue as VenueTrading;
+      // Fail closed: not reconciled, stream down, heartbeats refused or the venue in cancel-only mode.
+      const can = v.canTrade();
+      if (!can.ok) return deny(sig, `venue_${can.code}`, can.reason, now);
       const decision = admit(db, sig, now);
       if (!decision) return;
       const { market, tickSize, price, size } = decision;
+      if (sig.side === 'SELL') {
+        // Only settled shares are in the wallet: a sell of shares still settling is denied, not sent to fail.
+        const check = v.inventory(sig.strategy, sig.token_id).canSell(size, exposure(db, sig.strategy, sig.token_id).openSell);
+        if (!check.ok) return deny(sig, check.code, check.reason, now);
+      }
       const wallet = (signer as LoadedWallet).wallet;
       let body: PostOrderBody;
       try {
@@ -319,7 +225,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
           tickSize,
           negRisk: market.negRisk,
         });
-        body = { order, owner, orderType: sig.order_type, deferExec: false, postOnly: false };
+        body = { order, owner: v.apiKey ?? '', orderType: sig.order_type, deferExec: false, postOnly: false };
       } catch (err) {
         if (err instanceof OrderBuildError) return deny(sig, `order_${err.code}`, err.message, now);
         throw err;
@@ -328,8 +234,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
       accept(db, sig, row);
       persisted = true;
       log.info({ signal: sig.id, order: row.order_id, side: row.side, price: row.price, size: row.size }, 'order sent');
-      const outcome = await (client as ClobTradingClient).postOrder(body);
-      settle(db, row, body, outcome);
+      await v.submit(row, body, market.negRisk);
     } catch (err) {
       if (persisted) {
         // The order is committed as pending (or further); restart marks it unknown for reconciliation.
@@ -339,74 +244,6 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
         deadLetter('internal', (err as Error).message ?? String(err), topics.signal(), undefined, sig);
       }
     }
-  }
-
-  /** Records the venue's answer: order state, trades and position in one transaction, then the events. */
-  function settle(db: ExecutorStore, row: OrderRow, body: PostOrderBody, outcome: PostOrderOutcome): void {
-    const now = Date.now();
-    const order: OrderRow = { ...row, updated_at: now };
-    let fill: Fill | undefined;
-    switch (outcome.kind) {
-      case 'not_sent':
-        counters.not_sent++;
-        venueTrouble = `venue unreachable: ${outcome.error}`;
-        // Certain the venue never saw it; a later issue may re-post the same signed order.
-        order.status = 'rejected';
-        order.reason = clip(`not sent: ${outcome.error}`);
-        break;
-      case 'rejected':
-        venueTrouble = undefined;
-        order.status = 'rejected';
-        order.reason = clip(outcome.errorMsg);
-        if (outcome.status === 401 && creds) {
-          // The venue no longer knows the key (e.g. its data was reset): derive again before the next order.
-          creds = undefined;
-          credsError = `venue refused the API key: ${clip(outcome.errorMsg, 200)}`;
-          log.warn({ order: row.order_id }, 'venue refused the API key; deriving it again');
-          retryCreds();
-        }
-        break;
-      case 'ambiguous':
-        counters.ambiguous++;
-        venueTrouble = `order outcome unknown: ${outcome.error}`;
-        // The order may rest or have filled at the venue: never re-sent, settled by reconciliation.
-        order.status = 'unknown';
-        order.reason = clip(outcome.error);
-        break;
-      case 'accepted': {
-        venueTrouble = undefined;
-        const res = outcome.response;
-        if (res.orderID && res.orderID.toLowerCase() !== row.order_id.toLowerCase()) {
-          log.warn({ order: row.order_id, venue: res.orderID }, 'venue order id differs from the order hash');
-        }
-        order.venue_order_id = res.orderID ?? row.order_id;
-        const r = readFill(order, body, res);
-        order.status = r.status;
-        order.reason = r.note ?? null;
-        if (r.fill.shares > 0n && r.fill.usdc > 0n) fill = r.fill;
-        order.filled = fromMicros(fill?.shares ?? 0n);
-        break;
-      }
-    }
-    const trades: TradeRow[] = [];
-    let position: PositionRow | undefined;
-    if (fill && outcome.kind === 'accepted') {
-      trades.push({
-        trade_id: tradeIdFor(order.order_id, outcome.response.tradeIDs),
-        order_id: order.order_id,
-        strategy: order.strategy,
-        token_id: order.token_id,
-        market: order.market,
-        side: order.side,
-        price: fromMicros(divMicros(fill.usdc, fill.shares)),
-        size: fromMicros(fill.shares),
-        fee: '0',
-        ts: now,
-      });
-      const before = fromRow(db.position(order.strategy, order.token_id));
-      position = toRow(applyFill(before, order.side, fill.shares, fill.usdc), order.strategy, order.token_id, order.market, now);
-    }
-    record(db, order, trades, position ? [position] : [], outcome.kind);
   }
 
   /** Commits an order's new state with its trades and positions in one transaction, then tells the bus. */
@@ -419,37 +256,39 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
     })();
     log.info({ order: order.order_id, outcome, status: order.status, filled: order.filled, reason: order.reason ?? undefined }, 'order settled');
     orderEvent(order);
-    if (inserted > 0) {
-      for (const t of trades) {
-        publish<FillEvent>('fill', t.strategy, {
-          type: 'event',
-          kind: 'fill',
-          strategy: t.strategy,
-          order_id: t.order_id,
-          trade_id: t.trade_id,
-          token_id: t.token_id,
-          market: t.market,
-          side: t.side,
-          price: t.price,
-          size: t.size,
-          fee: t.fee,
-        });
-      }
-    }
+    if (inserted > 0) for (const t of trades) fillEvent(t);
     const last = positions.at(-1);
-    if (last) {
-      publish<PositionEvent>('position', last.strategy, {
-        type: 'event',
-        kind: 'position',
-        strategy: last.strategy,
-        token_id: last.token_id,
-        market: last.market,
-        size: last.size,
-        avg_price: last.avg_price,
-        cost: last.cost,
-        realized_pnl: last.realized_pnl,
-      });
-    }
+    if (last) positionEvent(last);
+  }
+
+  function fillEvent(t: TradeRow): void {
+    publish<FillEvent>('fill', t.strategy, {
+      type: 'event',
+      kind: 'fill',
+      strategy: t.strategy,
+      order_id: t.order_id,
+      trade_id: t.trade_id,
+      token_id: t.token_id,
+      market: t.market,
+      side: t.side,
+      price: t.price,
+      size: t.size,
+      fee: t.fee,
+    });
+  }
+
+  function positionEvent(p: PositionRow): void {
+    publish<PositionEvent>('position', p.strategy, {
+      type: 'event',
+      kind: 'position',
+      strategy: p.strategy,
+      token_id: p.token_id,
+      market: p.market,
+      size: p.size,
+      avg_price: p.avg_price,
+      cost: p.cost,
+      realized_pnl: p.realized_pnl,
+    });
   }
 
   /** Per-order risk, then the portfolio checks; undefined (and the signal denied) when either says no. */
@@ -641,11 +480,12 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
     if (tradingState !== 'ACTIVE') log.warn({ state: tradingState, reason: tradingReason }, 'trading state restored from the last run');
   }
 
-  function cancelResult(res: { canceled: string[]; not_canceled: Record<string, string> }): RpcResult<'orders.cancel'> {
+  /** Paper cancels end the order here; venue cancels are applied by the venue side from the answer. */
+  function paperCancelResult(res: RpcResult<'orders.cancel'>): RpcResult<'orders.cancel'> {
     const db = store as ExecutorStore;
     const now = Date.now();
     for (const id of res.canceled) {
-      const row = db.order(id.toLowerCase()) ?? db.order(id);
+      const row = db.order(id);
       if (!row || TERMINAL.has(row.status)) continue;
       const o: OrderRow = { ...row, status: 'canceled', reason: 'canceled on request', updated_at: now };
       db.recordOutcome(o, [], undefined, 'done');
@@ -654,22 +494,23 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
     return res;
   }
 
-  async function cancelOrders(ids: string[]): Promise<RpcResult<'orders.cancel'>> {
+  async function cancelOrders(ids: string[], all = false): Promise<RpcResult<'orders.cancel'>> {
     if (paper) {
       const res: RpcResult<'orders.cancel'> = { canceled: [], not_canceled: {} };
       for (const id of ids) {
         if (paper.cancel(id)) res.canceled.push(id);
         else res.not_canceled[id] = 'not resting in the paper book';
       }
-      return cancelResult(res);
+      return paperCancelResult(res);
     }
-    if (!account || !creds) throw new RpcFailure('no_api_credentials', 'no venue API credentials yet; cancels need them', true);
-    if (ids.length === 0) return { canceled: [], not_canceled: {} };
-    try {
-      return cancelResult(ids.length === 1 ? await account.cancelOrder(ids[0]!) : await account.cancelOrders(ids));
-    } catch (err) {
-      throw new RpcFailure('venue_error', `cancel failed: ${(err as Error).message}`, true);
-    }
+    const v = venue as VenueTrading;
+    if (!all && ids.length === 0) return { canceled: [], not_canceled: {} };
+    // Cancel-all also reaches orders this executor never saw (another process on the same key).
+    const r = all ? await v.cancelAll() : await v.cancel(ids);
+    const out: RpcResult<'orders.cancel'> = { canceled: r.canceled, not_canceled: { ...r.notCanceled } };
+    for (const id of r.unconfirmed) out.not_canceled[id] = `unconfirmed${r.error ? `: ${clip(r.error, 200)}` : ''}; the user stream or the next refresh will tell`;
+    if (r.error && r.canceled.length === 0 && Object.keys(r.notCanceled).length === 0) throw new RpcFailure('venue_error', `cancel failed: ${clip(r.error, 300)}`, true);
+    return out;
   }
 
   function openOrderIds(strategy?: string): string[] {
@@ -691,7 +532,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
     },
     'trading.halt': async (p: Record<string, unknown>) => {
       setTradingState('HALTED', typeof p.reason === 'string' ? p.reason : 'halted by request');
-      if (p.cancel_open === true) await cancelOrders(openOrderIds());
+      if (p.cancel_open === true) await cancelOrders(openOrderIds(), !paper);
       return riskStatus();
     },
     'trading.reduce': (p: Record<string, unknown>) => {
@@ -707,7 +548,10 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
       if (!row) throw new RpcFailure('unknown_order', `no order ${String(p.order_id).slice(0, 80)} in this executor`);
       return cancelOrders([row.venue_order_id ?? row.order_id]);
     },
-    'orders.cancel_all': (p: Record<string, unknown>) => cancelOrders(openOrderIds(typeof p.strategy === 'string' ? p.strategy : undefined)),
+    'orders.cancel_all': (p: Record<string, unknown>) => {
+      const strategy = typeof p.strategy === 'string' ? p.strategy : undefined;
+      return cancelOrders(openOrderIds(strategy), strategy === undefined && !paper);
+    },
   };
 
   function listPositions(params: Record<string, unknown>): RpcResult<'positions.list'> {
@@ -737,7 +581,8 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
           store.recordOutcome({ ...o, status: 'canceled', reason: 'paper order ended by an executor restart', updated_at: Date.now() }, [], undefined, 'done');
         }
       }
-      // Persisted but never answered before the last stop: the venue may have them. Not re-sent.
+      // Persisted but never answered before the last stop: the venue may have them. Never re-signed;
+      // the venue side settles them by lookup or by re-posting the identical body once reconciled.
       for (const o of store.pendingOrders()) {
         store.updateOrder({ ...o, status: 'unknown', reason: 'executor stopped before the venue answered', updated_at: Date.now() });
         log.warn({ order: o.order_id }, 'pending order from a previous run marked unknown');
@@ -767,23 +612,19 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
       if (!paperMode) {
         const loaded = signer as LoadedWallet;
         log.info({ address: loaded.wallet.address, key_source: loaded.source, mode: cfg.POLYBOT_EXECUTION_MODE, clob: clobUrl }, 'wallet ready');
-        const address = loaded.wallet.address;
-        client = new ClobTradingClient({
-          baseUrl: clobUrl,
-          timeoutMs: cfg.POLYBOT_EXECUTOR_ORDER_TIMEOUT_MS,
-          // L2 HMAC over the exact body text sent; nothing without credentials (the order is denied before that).
-          authHeaders: (method, path, text) => (creds ? { ...buildL2Headers(creds, address, { method, requestPath: path, body: text }) } : {}),
+        const urls = venueUrls(cfg);
+        venue = new VenueTrading({
+          store,
+          signer: loaded.wallet,
+          urls: { clob: urls.clob, ws: urls.ws },
+          log,
+          orderTimeoutMs: cfg.POLYBOT_EXECUTOR_ORDER_TIMEOUT_MS,
+          sink: { order: orderEvent, fill: fillEvent, position: positionEvent },
+          session: {
+            pollIntervalMs: cfg.POLYBOT_EXECUTOR_POLL_MS,
+            ...(cfg.POLYBOT_EXECUTOR_HEARTBEAT_MS === 0 ? { heartbeat: false as const } : { heartbeat: { intervalMs: cfg.POLYBOT_EXECUTOR_HEARTBEAT_MS } }),
+          },
         });
-        account = new ClobAccountClient({
-          baseUrl: clobUrl,
-          timeoutMs: cfg.POLYBOT_EXECUTOR_ORDER_TIMEOUT_MS,
-          authHeaders: (method, path, text) => (creds ? { ...buildL2Headers(creds, address, { method, requestPath: path, body: text ?? '' }) } : {}),
-        });
-        // One attempt now (bounded by the order timeout), then in the background: start() never waits for the venue.
-        if (!(await acquireCreds())) {
-          log.warn({ error: credsError }, 'venue API credentials not available yet; retrying in the background, signals are denied until then');
-          retryCreds();
-        }
       }
       quotesSub = new BusSubscriber({
         endpoints: [ctx.endpoints['prices.pub']],
@@ -798,6 +639,20 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
         },
       });
       quotesSub.start();
+      if (venue) {
+        const v = venue;
+        marketsSub = new BusSubscriber({
+          endpoints: [ctx.endpoints['prices.pub']],
+          topics: ['market.'],
+          name: 'prices.pub markets',
+          log: ctx.log.child({ component: 'resolutions' }),
+          onMessage: (msg) => {
+            const m = msg as MarketMessage;
+            if (m.type === 'market' && m.event === 'resolved' && m.winning_token_id) v.resolveMarket(m.market, m.winning_token_id);
+          },
+        });
+        marketsSub.start();
+      }
       replier = new BusReplier({
         endpoint: ctx.endpoints['executor.rep'],
         src: ctx.name,
@@ -805,27 +660,29 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
         log: ctx.log.child({ component: 'executor.rep' }),
       });
       await replier.start();
-      // Intake last: nothing is taken before the store, the key and the venue client are ready.
-      puller = new BusPuller({
-        endpoint: ctx.endpoints['signals.push'],
-        onMessage,
-        onInvalid,
-        log: ctx.log.child({ component: 'signals' }),
+      if (!venue) return startIntake();
+      // Intake opens only after the first full reconciliation with the venue; until then signals
+      // wait in the strategies' sockets and health says why. start() itself never waits for the venue.
+      venue.start(() => {
+        log.info('reconciled with the venue');
+        startIntake().catch((err: unknown) => log.error({ err }, 'could not open the signal intake'));
       });
-      await puller.start();
-      log.info({ endpoint: ctx.endpoints['signals.push'] }, 'taking signals');
     },
 
     stop() {
       stopping ??= (async () => {
         stopped = true;
-        if (credsTimer) clearTimeout(credsTimer);
-        credsTimer = undefined;
         // Stop intake first; the order in flight finishes (bounded by the order timeout) and is recorded.
+        await intakeStarting;
         await puller?.close();
         await inflight;
+        // Open orders are cancelled or kept as configured; kept ones stay known to the next run's reconciliation.
+        const cancel = cfg.POLYBOT_EXECUTOR_ON_STOP === 'cancel';
+        if (venue) log.info({ open_orders: store?.openOrderRows().length ?? 0, on_stop: cfg.POLYBOT_EXECUTOR_ON_STOP }, 'stopping the venue session');
+        await venue?.stop(cancel);
         await replier?.close();
         await quotesSub?.close();
+        await marketsSub?.close();
         store?.close();
       })();
       return stopping;
@@ -844,9 +701,16 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
         signals_denied: counters.denied,
         signals_dead_lettered: counters.dead_lettered,
         signals_duplicate: counters.duplicate,
-        venue_not_sent: counters.not_sent,
-        venue_ambiguous: counters.ambiguous,
-        venue_auth_ready: creds ? 1 : 0,
+        ...(venue
+          ? {
+              venue_state: venue.state().state,
+              venue_auth_ready: venue.apiKey ? 1 : 0,
+              venue_balance_mismatches: venue.balanceMismatches.length,
+              ...Object.fromEntries(Object.entries(venue.counters).map(([k, n]) => [`venue_${k}`, n])),
+              ...Object.fromEntries(Object.entries(venue.session.gate.snapshot().counters).map(([k, n]) => [`venue_gate_${k}`, n])),
+            }
+          : {}),
+        intake_open: puller ? 1 : 0,
         trading_state: tradingState,
         quotes_known: quotes.size,
         ...orders,
@@ -856,8 +720,11 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
     health() {
       if (paperMode) return tradingState === 'HALTED' ? { state: 'degraded', message: `trading halted: ${tradingReason ?? 'kill switch'}` } : { state: 'running', message: 'paper trading' };
       if (tradingState === 'HALTED') return { state: 'degraded', message: `trading halted: ${tradingReason ?? 'kill switch'}` };
-      if (venueTrouble) return { state: 'degraded', message: venueTrouble };
-      if (!creds) return { state: 'degraded', message: `no venue API credentials yet${credsError ? `: ${credsError}` : ''}` };
+      const v = venue as VenueTrading;
+      const st = v.state();
+      if (st.state !== 'ready') return { state: 'degraded', message: `venue ${st.state}${st.reason ? `: ${st.reason}` : ''}${puller ? '' : '; not taking signals until reconciled'}` };
+      const can = v.canTrade();
+      if (!can.ok) return { state: 'degraded', message: `new orders paused (${can.code}): ${can.reason}` };
       return { state: 'running' };
     },
   };

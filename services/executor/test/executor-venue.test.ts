@@ -1,0 +1,202 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BusPusher, BusSubscriber, Forwarder, resolveEndpoints, type Endpoints } from '@polybot/bus';
+import { createLogger, loadConfig, openDatabase, ServiceRunner, type SqliteDb } from '@polybot/core';
+import { buildSignedOrder, orderHash } from '@polybot/polymarket';
+import { newId, toMicros, type BusMessage, type SignalMessage, type Unstamped } from '@polybot/protocol';
+import { freePort, tempDataDir, waitFor } from '@polybot/testkit';
+import { Wallet } from 'ethers';
+import { createExecutorService, ExecutorConfig } from '../src/index.js';
+import { startSimAt, TEST_KEY } from './venue-helpers.js';
+
+/**
+ * The executor on the real simulator, in one process: positions follow the venue's trades (a FAILED
+ * trade voids its fill), intake waits for reconciliation, and an order a crashed run persisted but
+ * never sent is settled with its identical signed body — one venue order, never a second signature.
+ */
+
+type Ev = Record<string, unknown> & { topic: string };
+type Sim = Awaited<ReturnType<typeof startSimAt>>;
+
+const wallet = new Wallet(TEST_KEY);
+
+/** The scanner's tables, filled from the simulator's own markets (what the scanner would write). */
+function seedScanner(file: string, sim: Sim): void {
+  const db = openDatabase(file);
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS markets(condition_id TEXT PRIMARY KEY, gamma_id TEXT, question TEXT NOT NULL, slug TEXT,
+        active INTEGER NOT NULL, closed INTEGER NOT NULL, neg_risk INTEGER NOT NULL DEFAULT 0,
+        tick_size TEXT NOT NULL, min_order_size TEXT NOT NULL, end_date TEXT, updated_at INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS market_tokens(token_id TEXT PRIMARY KEY, condition_id TEXT NOT NULL REFERENCES markets(condition_id),
+        outcome TEXT NOT NULL, outcome_index INTEGER NOT NULL);
+  `);
+  const m = db.prepare('INSERT OR REPLACE INTO markets VALUES (?, ?, ?, ?, 1, 0, ?, ?, ?, NULL, ?)');
+  const t = db.prepare('INSERT OR REPLACE INTO market_tokens VALUES (?, ?, ?, ?)');
+  for (const g of sim.service.exchange.gammaMarkets()) {
+    const tokens = JSON.parse(g.clobTokenIds) as string[];
+    const book = sim.service.exchange.bookSummary(tokens[0]!)!;
+    m.run(g.conditionId, g.id, g.question, g.slug, book.neg_risk ? 1 : 0, book.tick_size, book.min_order_size, Date.now());
+    tokens.forEach((tok, i) => t.run(tok, g.conditionId, i === 0 ? 'Yes' : 'No', i));
+  }
+  db.close();
+}
+
+describe('executor on the simulator', () => {
+  let sim: Sim;
+  let dir: string;
+  let cleanup: () => void;
+  let ep: Endpoints;
+  let fwd: Forwarder;
+  let sub: BusSubscriber;
+  let pusher: BusPusher;
+  let db: SqliteDb;
+  let runner: ServiceRunner<ExecutorConfig> | undefined;
+  const events: Ev[] = [];
+  let token = '';
+  let market = '';
+
+  const startExecutor = async () => {
+    const config = loadConfig(ExecutorConfig, {
+      env: {
+        POLYBOT_DATA_DIR: dir,
+        POLYBOT_SIM_PORT: String(sim.service.port),
+        POLYBOT_PRIVATE_KEY: TEST_KEY,
+        POLYBOT_STATUS_INTERVAL_MS: '200',
+        POLYBOT_RISK_MAX_NOTIONAL: '1000',
+        POLYBOT_RISK_PRICE_BAND: '0',
+        POLYBOT_EXECUTOR_HEARTBEAT_MS: '1000',
+      },
+      envFile: false,
+    });
+    runner = new ServiceRunner({ name: 'executor', config, create: createExecutorService, env: {}, log: createLogger('executor', { level: 'silent' }) });
+    await runner.start();
+  };
+  const stopExecutor = async () => {
+    await runner?.stop();
+    runner = undefined;
+  };
+  const signal = (over: Partial<SignalMessage> = {}): Unstamped<SignalMessage> => ({
+    type: 'signal',
+    id: newId('sig-'),
+    strategy: 's1',
+    token_id: token,
+    market,
+    side: 'BUY',
+    price: 0.99,
+    size: 10,
+    order_type: 'FAK',
+    ...over,
+  });
+  const orderOf = (signalId: string) => db.prepare('SELECT * FROM orders WHERE signal_id = ?').get(signalId) as Record<string, string> | undefined;
+  const position = () => db.prepare("SELECT * FROM positions WHERE strategy = 's1' AND token_id = ?").get(token) as Record<string, string> | undefined;
+  const venueShares = () => toMicros(sim.service.exchange.account(wallet.address)?.positions[token] ?? '0');
+  const intakeOpen = () =>
+    waitFor(() => [...events].reverse().find((e) => e.topic === 'status.executor' && (e.metrics as Record<string, unknown>)?.intake_open === 1), {
+      what: 'executor taking signals',
+      timeoutMs: 20_000,
+    });
+  /** Every trade of the wallet is CONFIRMED or FAILED at the venue and in the executor's rows. */
+  const settled = () =>
+    waitFor(() => (db.prepare("SELECT COUNT(*) FROM trades WHERE status NOT IN ('confirmed', 'failed')").pluck().get() as number) === 0 || undefined, {
+      what: 'trades settled',
+      timeoutMs: 20_000,
+    });
+
+  beforeAll(async () => {
+    const tmp = tempDataDir('pbexecvenue');
+    dir = tmp.dir;
+    cleanup = tmp.cleanup;
+    sim = await startSimAt({
+      port: await freePort(),
+      dir: join(dir, 'sim'),
+      env: { POLYBOT_SIM_MARKETS: '2', POLYBOT_SIM_EVENT_RATE: '0', POLYBOT_SIM_MINE_MS: '30', POLYBOT_SIM_CONFIRM_MS: '60', POLYBOT_SIM_PERSIST: 'false' },
+    });
+    const g = sim.service.exchange.gammaMarkets()[0]!;
+    market = g.conditionId;
+    token = (JSON.parse(g.clobTokenIds) as string[])[0]!;
+    seedScanner(join(dir, 'polybot.db'), sim);
+    ep = resolveEndpoints(dir, {});
+    fwd = new Forwarder({ frontend: ep['events.in'], backend: ep['events.pub'] });
+    await fwd.start();
+    sub = new BusSubscriber({
+      endpoints: [ep['events.pub']],
+      topics: ['event.', 'status.executor'],
+      onMessage: (m: BusMessage, topic: string) => void events.push({ topic, ...(m as unknown as Record<string, unknown>) }),
+    });
+    sub.start();
+    pusher = new BusPusher({ endpoint: ep['signals.push'], src: 'strategy:s1' });
+    pusher.start();
+    db = openDatabase(join(dir, 'polybot.db'), { readonly: true });
+  });
+
+  afterAll(async () => {
+    db?.close();
+    await pusher?.close(500);
+    await stopExecutor();
+    await sub?.close();
+    await fwd?.stop();
+    await sim?.stop();
+    cleanup?.();
+  });
+
+  it('takes signals only after reconciling, and fills from the venue trade stream', async () => {
+    await startExecutor();
+    await intakeOpen();
+    const s = signal();
+    pusher.push('signal', s);
+    const row = await waitFor(() => (orderOf(s.id)?.status === 'filled' ? orderOf(s.id) : undefined), { what: 'order filled', timeoutMs: 20_000 });
+    expect(row).toMatchObject({ filled: '10', side: 'BUY', order_type: 'FAK' });
+    await settled();
+    const pos = await waitFor(() => (position()?.settled === '10' ? position() : undefined), { what: 'position settled', timeoutMs: 20_000 });
+    expect(pos).toMatchObject({ size: '10', pending_buy: '0' });
+    expect(toMicros(pos.size)).toBe(venueShares());
+  });
+
+  it('voids the fills of FAILED trades: positions end equal to the venue balance', async () => {
+    sim.service.exchange.configure({ failRate: 0.5 });
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 12; i++) {
+        const s = signal({ size: 5 });
+        ids.push(s.id);
+        pusher.push('signal', s);
+      }
+      await waitFor(() => ids.every((id) => ['done', 'denied'].includes((db.prepare('SELECT status FROM signals WHERE id = ?').pluck().get(id) as string) ?? '')) || undefined, {
+        what: 'every signal final',
+        timeoutMs: 30_000,
+      });
+      await settled();
+      const failed = db.prepare("SELECT COUNT(*) FROM trades WHERE status = 'failed'").pluck().get() as number;
+      expect(failed).toBeGreaterThan(0);
+      await waitFor(() => (toMicros(position()?.size ?? '0') === venueShares() ? true : undefined), { what: 'position equal to the venue balance', timeoutMs: 20_000 });
+    } finally {
+      sim.service.exchange.configure({ failRate: 0 });
+    }
+  });
+
+  it('settles an order a crashed run persisted but never sent: the identical body, one venue order', async () => {
+    await stopExecutor();
+    // What a crash between "persist" and "POST" leaves behind: a pending row with the signed body.
+    const order = buildSignedOrder({ wallet, tokenId: token, side: 'BUY', price: '0.99', size: '5', orderType: 'FAK', tickSize: '0.01', negRisk: false });
+    const id = orderHash(order, false);
+    const body = { order, owner: '', orderType: 'FAK', deferExec: false, postOnly: false };
+    const sigId = newId('sig-');
+    const rw = openDatabase(join(dir, 'polybot.db'));
+    const now = Date.now();
+    rw.prepare("INSERT INTO signals (id, strategy, token_id, received_at, status, payload) VALUES (?, 's1', ?, ?, 'accepted', '{}')").run(sigId, token, now);
+    rw.prepare(
+      `INSERT INTO orders (order_id, signal_id, strategy, venue_order_id, token_id, market, side, order_type, price, size, filled, status, reason, request, created_at, updated_at)
+       VALUES (?, ?, 's1', NULL, ?, ?, 'BUY', 'FAK', '0.99', '5', '0', 'pending', NULL, ?, ?, ?)`,
+    ).run(id, sigId, token, market, JSON.stringify(body), now, now);
+    rw.close();
+    const before = venueShares();
+    await startExecutor();
+    const row = await waitFor(() => (orderOf(sigId)?.status === 'filled' ? orderOf(sigId) : undefined), { what: 'crashed order settled', timeoutMs: 30_000 });
+    expect(row.order_id).toBe(id);
+    expect(sim.service.exchange.getOrder(wallet.address, id)).toBeDefined();
+    await settled();
+    await waitFor(() => (toMicros(position()?.size ?? '0') === venueShares() ? true : undefined), { what: 'position equal to the venue balance', timeoutMs: 20_000 });
+    expect(venueShares() - before).toBe(5_000_000n);
+    expect((db.prepare('SELECT status FROM signals WHERE id = ?').pluck().get(sigId) as string)).toBe('done');
+  });
+});
