@@ -50,6 +50,23 @@ const CancelResult = Type.Object({
   not_canceled: Type.Record(Type.String(), Type.String()),
 });
 
+const OrderView = Type.Object({
+  order_id: Type.String(),
+  signal_id: Type.Union([Type.String(), Type.Null()]),
+  strategy: Type.String(),
+  token_id: Type.String(),
+  market: Type.String(),
+  side: Type.String(),
+  order_type: Type.String(),
+  price: Type.String(),
+  size: Type.String(),
+  filled: Type.String(),
+  status: Type.String(),
+  reason: Type.Union([Type.String(), Type.Null()]),
+  created_at: Type.Number(),
+  updated_at: Type.Number(),
+});
+
 const RecordingName = Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_.-]+$' });
 
 /**
@@ -115,8 +132,43 @@ export const RpcMethods = {
           avg_price: Type.String(),
           cost: Type.String(),
           realized_pnl: Type.String(),
+          /** Shares of confirmed trades; the rest of `size` is still settling. */
+          settled: Type.Optional(Type.String()),
+          pending_buy: Type.Optional(Type.String()),
+          pending_sell: Type.Optional(Type.String()),
+          fees: Type.Optional(Type.String()),
+          /** Mid of the scanner's last top of book, and size × mark − cost at it. */
+          mark: Type.Optional(Type.String()),
+          unrealized_pnl: Type.Optional(Type.String()),
+          /** Payout per share once the market resolved. */
+          resolved: Type.Optional(Type.String()),
         }),
       ),
+    }),
+  },
+  /** The executor's orders, newest first: open ones only by default. */
+  'orders.list': {
+    params: Type.Object({
+      strategy: Type.Optional(Type.String({ maxLength: 64 })),
+      all: Type.Optional(Type.Boolean()),
+      limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    }),
+    result: Type.Object({ orders: Type.Array(OrderView) }),
+  },
+  /** The executor's venue side: session state and why, wallet collateral, balance differences, counters. */
+  'venue.status': {
+    params: Type.Object({}),
+    result: Type.Object({
+      mode: Type.String(),
+      state: Type.String(),
+      reason: Type.Optional(Type.String()),
+      taking_signals: Type.Boolean(),
+      can_trade: Type.Boolean(),
+      can_trade_reason: Type.Optional(Type.String()),
+      address: Type.Optional(Type.String()),
+      collateral: Type.Optional(Type.String()),
+      balance_mismatches: Type.Array(Type.String()),
+      counters: Type.Record(Type.String(), Type.Number()),
     }),
   },
   /** Starts recording the scanner's raw venue frames and published events under `<data>/recordings/<name>`. */

@@ -307,6 +307,22 @@ export class ExecutorStore {
     return this.db.prepare('SELECT * FROM wallets WHERE address = ?').get(address) as { address: string; collateral: string; allowance: string | null; updated_at: number } | undefined;
   }
 
+  /** Orders newest first: open ones, or all. */
+  listOrders(opts: { strategy?: string; all?: boolean; limit: number }): OrderRow[] {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (opts.strategy !== undefined) {
+      where.push('strategy = ?');
+      args.push(opts.strategy);
+    }
+    if (!opts.all) {
+      where.push(`status IN (${OPEN_STATUSES.map(() => '?').join(',')})`);
+      args.push(...OPEN_STATUSES);
+    }
+    const sql = `SELECT * FROM orders ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, rowid DESC LIMIT ?`;
+    return this.db.prepare(sql).all(...args, opts.limit) as OrderRow[];
+  }
+
   /** Open (not terminal) order rows still `pending` or `unknown`: their fate at the venue is not known. */
   unsettledOrders(): OrderRow[] {
     return this.db.prepare("SELECT * FROM orders WHERE status IN ('pending', 'unknown')").all() as OrderRow[];

@@ -212,6 +212,11 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
         const check = v.inventory(sig.strategy, sig.token_id).canSell(size, exposure(db, sig.strategy, sig.token_id).openSell);
         if (!check.ok) return deny(sig, check.code, check.reason, now);
       }
+      // This executor signs V2 orders; a venue on another order version would refuse every one.
+      if (v.orderVersion !== undefined && v.orderVersion !== 2) {
+        return deny(sig, 'order_version_unsupported', `the venue expects order version ${v.orderVersion}; this executor signs version 2`, now);
+      }
+      await v.prepareMarket(market.conditionId);
       const wallet = (signer as LoadedWallet).wallet;
       let body: PostOrderBody;
       try {
@@ -558,15 +563,70 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
     const strategy = typeof params.strategy === 'string' ? params.strategy : undefined;
     const rows = store?.listPositions(strategy) ?? [];
     return {
-      positions: rows.map((r) => ({
-        strategy: r.strategy,
-        token_id: r.token_id,
-        market: r.market,
-        size: r.size,
-        avg_price: r.avg_price,
-        cost: r.cost,
-        realized_pnl: r.realized_pnl,
+      positions: rows.map((r) => {
+        const q = quotes.get(r.token_id);
+        // Marked at the mid of the last top of book (one side when the other is empty); none before a quote.
+        const mark = q ? (q.bid !== null && q.ask !== null ? (q.bid + q.ask) / 2n : (q.bid ?? q.ask)) : null;
+        const size = toMicros(r.size);
+        return {
+          strategy: r.strategy,
+          token_id: r.token_id,
+          market: r.market,
+          size: r.size,
+          avg_price: r.avg_price,
+          cost: r.cost,
+          realized_pnl: r.realized_pnl,
+          ...(r.settled !== undefined ? { settled: r.settled, pending_buy: r.pending_buy ?? '0', pending_sell: r.pending_sell ?? '0', fees: r.fees ?? '0' } : {}),
+          ...(r.resolved !== null && r.resolved !== undefined ? { resolved: r.resolved } : {}),
+          ...(mark !== null && (r.resolved === null || r.resolved === undefined) ? { mark: fromMicros(mark), unrealized_pnl: fromMicros(mulMicros(size, mark) - toMicros(r.cost)) } : {}),
+        };
+      }),
+    };
+  }
+
+  function listOrders(params: Record<string, unknown>): RpcResult<'orders.list'> {
+    const rows = (store as ExecutorStore).listOrders({
+      ...(typeof params.strategy === 'string' ? { strategy: params.strategy } : {}),
+      all: params.all === true,
+      limit: typeof params.limit === 'number' ? params.limit : 100,
+    });
+    return {
+      orders: rows.map((o) => ({
+        order_id: o.order_id,
+        signal_id: o.signal_id,
+        strategy: o.strategy,
+        token_id: o.token_id,
+        market: o.market,
+        side: o.side,
+        order_type: o.order_type,
+        price: o.price,
+        size: o.size,
+        filled: o.filled,
+        status: o.status,
+        reason: o.reason,
+        created_at: o.created_at,
+        updated_at: o.updated_at,
       })),
+    };
+  }
+
+  function venueStatus(): RpcResult<'venue.status'> {
+    const base = { mode: cfg.POLYBOT_EXECUTION_MODE, taking_signals: puller !== undefined, balance_mismatches: [] as string[] };
+    if (!venue) return { ...base, state: 'paper', can_trade: true, counters: {} };
+    const st = venue.state();
+    const can = venue.canTrade();
+    const address = (signer as LoadedWallet).wallet.address;
+    const w = store?.wallet(address);
+    return {
+      ...base,
+      state: st.state,
+      ...(st.reason ? { reason: st.reason } : {}),
+      can_trade: can.ok,
+      ...(can.ok ? {} : { can_trade_reason: `${can.code}: ${can.reason}` }),
+      address,
+      ...(w ? { collateral: w.collateral } : {}),
+      balance_mismatches: [...venue.balanceMismatches],
+      counters: { ...venue.counters },
     };
   }
 
@@ -656,14 +716,14 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
       replier = new BusReplier({
         endpoint: ctx.endpoints['executor.rep'],
         src: ctx.name,
-        handlers: { 'positions.list': listPositions, ...controlHandlers },
+        handlers: { 'positions.list': listPositions, 'orders.list': listOrders, 'venue.status': venueStatus, ...controlHandlers },
         log: ctx.log.child({ component: 'executor.rep' }),
       });
       await replier.start();
       if (!venue) return startIntake();
       // Intake opens only after the first full reconciliation with the venue; until then signals
       // wait in the strategies' sockets and health says why. start() itself never waits for the venue.
-      venue.start(() => {
+      await venue.start(() => {
         log.info('reconciled with the venue');
         startIntake().catch((err: unknown) => log.error({ err }, 'could not open the signal intake'));
       });

@@ -32,6 +32,24 @@ const TERMINAL: ReadonlySet<OrderStatus> = new Set(['filled', 'canceled', 'rejec
 /** How far back of the earliest unsettled trade reconciliation re-reads (the venue filters by second). */
 const TRADE_OVERLAP_MS = 5_000;
 
+const ONE = 1_000_000n;
+
+/** A market's taker fee schedule (`/clob-markets/{cid}` `fd`): fee = shares × rate × (p·(1−p))^exponent. */
+export interface FeeSchedule {
+  rate: bigint;
+  exponent: number;
+  takerOnly: boolean;
+}
+
+/** The taker fee of a fill in micro pUSD, rounded half up like the venue (PROTOCOL.md §5.5). */
+export function takerFee(fs: FeeSchedule | null | undefined, shares: bigint, price: bigint): bigint {
+  if (!fs || fs.rate <= 0n || shares <= 0n) return 0n;
+  const e = BigInt(fs.exponent);
+  const num = shares * fs.rate * (price * (ONE - price)) ** e;
+  const den = ONE ** (1n + 2n * e);
+  return (num * 2n + den) / (2n * den);
+}
+
 const clip = (s: string, n = 500) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 const posKey = (strategy: string, tokenId: string) => `${strategy}\n${tokenId}`;
 
@@ -63,7 +81,11 @@ export class VenueTrading {
   private readonly log: Logger;
   private readonly sink: TradingSink;
   private readonly inventories = new Map<string, Inventory>();
+  /** Fee schedules by condition id; null = the market charges no fee. */
+  private readonly feeSchedules = new Map<string, FeeSchedule | null>();
   private reconciledOnce = false;
+  /** The venue's order version (`GET /version`), from the last reconciliation or a re-read after a mismatch. */
+  orderVersion: number | undefined;
   private readyListeners: Array<() => void> = [];
   readonly counters = {
     posts_accepted: 0,
@@ -101,9 +123,38 @@ export class VenueTrading {
     this.loadInventories();
   }
 
+  /**
+   * Reads a market's fee schedule once, so fills can carry their fee when they arrive. A failure
+   * is logged and tried again with the next order; fills meanwhile count no fee.
+   */
+  async prepareMarket(conditionId: string): Promise<void> {
+    if (this.feeSchedules.has(conditionId)) return;
+    const url = `${this.opts.urls.clob}/clob-markets/${encodeURIComponent(conditionId)}`;
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+      if (res.status === 404) {
+        this.feeSchedules.set(conditionId, null);
+        return;
+      }
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const body = (await res.json()) as { fd?: { r?: unknown; e?: unknown; to?: unknown } | null };
+      const fd = body.fd;
+      if (!fd || typeof fd.r !== 'number' || typeof fd.e !== 'number' || !Number.isInteger(fd.e) || fd.e < 0 || fd.e > 8) {
+        this.feeSchedules.set(conditionId, null);
+        return;
+      }
+      this.feeSchedules.set(conditionId, { rate: toMicros(String(fd.r)), exponent: fd.e, takerOnly: fd.to !== false });
+    } catch (err) {
+      this.log.warn({ market: conditionId, err: (err as Error).message }, 'fee schedule not available; fills count no fee until it is');
+    }
+  }
+
   /** Starts the session with what the tables know; `onReady` runs once, after the first reconciliation. */
-  start(onReady: () => void): void {
+  async start(onReady: () => void): Promise<void> {
     this.readyListeners.push(onReady);
+    // Fees of the markets already traded, so fills reconciled at start carry theirs.
+    const markets = new Set([...this.store.listPositions().map((p) => p.market), ...this.store.openOrderRows().map((o) => o.market)]);
+    await Promise.all([...markets].slice(0, 200).map((m) => this.prepareMarket(m)));
     const since = this.store.tradeReadFrom();
     const open = this.store.openOrderRows().filter((o) => o.status === 'live' || o.status === 'partially_filled');
     const tokens = new Set(this.store.listPositions().map((p) => p.token_id));
@@ -145,7 +196,20 @@ export class VenueTrading {
   async submit(row: OrderRow, body: PostOrderBody, negRisk: boolean): Promise<void> {
     const res = await this.session.submit(body, { negRisk, orderId: row.order_id });
     this.counters[`posts_${res.outcome.kind}`]++;
+    if (res.outcome.kind === 'rejected' && /order_version_mismatch/i.test(res.outcome.errorMsg)) void this.rereadVersion();
     this.apply(row.order_id, res.input, 'post');
+  }
+
+  /** After an `order_version_mismatch`: the venue moved on; later signals are denied with the new version named. */
+  private async rereadVersion(): Promise<void> {
+    try {
+      const res = await fetch(`${this.opts.urls.clob}/version`, { signal: AbortSignal.timeout(5_000) });
+      const body = (await res.json()) as { version?: unknown };
+      if (typeof body.version === 'number') this.orderVersion = body.version;
+      this.log.warn({ version: this.orderVersion }, 'venue refused the order version; re-read it');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not re-read the order version');
+    }
   }
 
   async cancel(orderIds: readonly string[]): Promise<CancelResult> {
@@ -300,8 +364,11 @@ export class VenueTrading {
         const stored = this.store.trade(fillId);
         if (!stored) {
           const settlement = settlementOf(u.status);
-          const usdc = mulMicros(toMicros(f.price), f.size);
-          const r = inv.addFill({ tradeId: fillId, side: row.side, size: f.size, usdc }, settlement);
+          const px = toMicros(f.price);
+          const usdc = mulMicros(px, f.size);
+          // Makers pay no fee; the taker pays it in pUSD on top of (buy) or out of (sell) the proceeds.
+          const fee = f.role === 'TAKER' ? takerFee(this.feeSchedules.get(row.market), f.size, px) : 0n;
+          const r = inv.addFill({ tradeId: fillId, side: row.side, size: f.size, usdc, fee }, settlement);
           if (!r.ok) {
             this.log.warn({ trade: fillId, code: r.code, reason: r.reason }, 'fill refused by the position');
             continue;
@@ -315,7 +382,7 @@ export class VenueTrading {
             side: row.side,
             price: f.price,
             size: fromMicros(f.size),
-            fee: '0',
+            fee: fromMicros(fee),
             ts: now,
             venue_trade_id: u.tradeId,
             status: u.status ?? 'matched',
@@ -357,6 +424,7 @@ export class VenueTrading {
 
   private onReconciled(s: ReconciledSnapshot): void {
     this.counters.reconciliations++;
+    this.orderVersion = s.version;
     for (const u of s.orders) this.onOrderUpdate(u);
     for (const t of s.trades) this.onTradeUpdate(t);
     this.checkBalances(s);

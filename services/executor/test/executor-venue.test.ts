@@ -7,6 +7,7 @@ import { newId, toMicros, type BusMessage, type SignalMessage, type Unstamped } 
 import { freePort, tempDataDir, waitFor } from '@polybot/testkit';
 import { Wallet } from 'ethers';
 import { createExecutorService, ExecutorConfig } from '../src/index.js';
+import { takerFee } from '../src/venue-trading.js';
 import { startSimAt, TEST_KEY } from './venue-helpers.js';
 
 /**
@@ -109,7 +110,7 @@ describe('executor on the simulator', () => {
     sim = await startSimAt({
       port: await freePort(),
       dir: join(dir, 'sim'),
-      env: { POLYBOT_SIM_MARKETS: '2', POLYBOT_SIM_EVENT_RATE: '0', POLYBOT_SIM_MINE_MS: '30', POLYBOT_SIM_CONFIRM_MS: '60', POLYBOT_SIM_PERSIST: 'false' },
+      env: { POLYBOT_SIM_MARKETS: '4', POLYBOT_SIM_EVENT_RATE: '0', POLYBOT_SIM_MINE_MS: '30', POLYBOT_SIM_CONFIRM_MS: '60', POLYBOT_SIM_PERSIST: 'false' },
     });
     const g = sim.service.exchange.gammaMarkets()[0]!;
     market = g.conditionId;
@@ -174,6 +175,26 @@ describe('executor on the simulator', () => {
     }
   });
 
+  it('charges the taker fee of the market schedule exactly as the venue does', async () => {
+    // The fourth generated market has the crypto fee schedule (rate 0.25, exponent 2).
+    const g = sim.service.exchange.gammaMarkets()[3]!;
+    const feeToken = (JSON.parse(g.clobTokenIds) as string[])[0]!;
+    const cash = () => toMicros(sim.service.exchange.account(wallet.address)!.collateral);
+    const before = cash();
+    const s = signal({ token_id: feeToken, market: g.conditionId, size: 20 });
+    pusher.push('signal', s);
+    await waitFor(() => (orderOf(s.id)?.status === 'filled' ? true : undefined), { what: 'fee order filled', timeoutMs: 20_000 });
+    await settled();
+    const trades = db.prepare('SELECT t.* FROM trades t JOIN orders o ON o.order_id = t.order_id WHERE o.signal_id = ?').all(s.id) as Array<Record<string, string>>;
+    const fee = trades.reduce((n, t) => n + toMicros(t.fee), 0n);
+    const usdc = trades.reduce((n, t) => n + toMicros(t.usdc), 0n);
+    expect(fee).toBeGreaterThan(0n);
+    expect(before - cash()).toBe(usdc + fee);
+    const pos = db.prepare("SELECT * FROM positions WHERE strategy = 's1' AND token_id = ?").get(feeToken) as Record<string, string>;
+    expect(toMicros(pos.cost)).toBe(usdc + fee);
+    expect(toMicros(pos.fees)).toBe(fee);
+  });
+
   it('settles an order a crashed run persisted but never sent: the identical body, one venue order', async () => {
     await stopExecutor();
     // What a crash between "persist" and "POST" leaves behind: a pending row with the signed body.
@@ -198,5 +219,17 @@ describe('executor on the simulator', () => {
     await waitFor(() => (toMicros(position()?.size ?? '0') === venueShares() ? true : undefined), { what: 'position equal to the venue balance', timeoutMs: 20_000 });
     expect(venueShares() - before).toBe(5_000_000n);
     expect((db.prepare('SELECT status FROM signals WHERE id = ?').pluck().get(sigId) as string)).toBe('done');
+  });
+});
+
+describe('takerFee', () => {
+  it('reproduces the documented example and rounds half up to micro pUSD', () => {
+    // PROTOCOL.md §5.5: $1.56 on 100 shares at 0.50 (rate 0.25, exponent 2) — exactly 1.5625.
+    expect(takerFee({ rate: 250_000n, exponent: 2, takerOnly: true }, 100_000_000n, 500_000n)).toBe(1_562_500n);
+    expect(takerFee(null, 100_000_000n, 500_000n)).toBe(0n);
+    // 1 micro share at 0.5: 0.25 × 0.0625 µ = 0.015625 µ → 0.
+    expect(takerFee({ rate: 250_000n, exponent: 2, takerOnly: true }, 1n, 500_000n)).toBe(0n);
+    // 3 shares at 0.01, exponent 1: 3 × 0.25 × 0.0099 = 0.007425 → 7425 µ.
+    expect(takerFee({ rate: 250_000n, exponent: 1, takerOnly: true }, 3_000_000n, 10_000n)).toBe(7_425n);
   });
 });
