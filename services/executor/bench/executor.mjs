@@ -301,6 +301,9 @@ async function latencyPhase(stack) {
     POLYBOT_RISK_MAX_TOTAL_EXPOSURE: '1000000',
     POLYBOT_RISK_MAX_DAILY_LOSS: '0',
     POLYBOT_EXECUTOR_ORDER_TIMEOUT_MS: String(ORDER_TIMEOUT_MS),
+    // The standard signer tier allows 40 orders/s (32 at our 80 %): at 50/s it would measure the
+    // limiter's queue, not the path. A silver-tier signer takes 200/s.
+    POLYBOT_EXECUTOR_RATE_TIER: 'silver',
   };
   const ep = resolveEndpoints(stack.dir);
 

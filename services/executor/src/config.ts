@@ -27,6 +27,13 @@ export const ExecutorConfig = serviceConfig({
   POLYBOT_RISK_PRICE_BAND: Shares('0.2', 'a BUY above best ask + band or a SELL below best bid − band is refused (0 = off)'),
   /** Deadline of one POST /order; past it the order is 'unknown', never re-sent. Keep it under the 10 s stop budget. */
   POLYBOT_EXECUTOR_ORDER_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 5000 }),
+  /** The signer's rate-limit tier at the venue (per-signer order and cancel buckets); standard is the tightest. */
+  POLYBOT_EXECUTOR_RATE_TIER: Type.Union(
+    ['standard', 'copper', 'bronze', 'silver', 'gold', 'platinum', 'diamond', 'elite'].map((t) => Type.Literal(t)),
+    { default: 'standard' },
+  ),
+  /** Share of the venue's published rate limits the executor allows itself. */
+  POLYBOT_EXECUTOR_RATE_SHARE: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.8 }),
   /** REST refresh of open orders and trades, the fallback when the user stream misses something. */
   POLYBOT_EXECUTOR_POLL_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 30_000 }),
   /** Dead-man heartbeat interval while trading (0 = off: the venue then never cancels on silence). */

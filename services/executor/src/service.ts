@@ -1,6 +1,6 @@
 import { BusPuller, BusReplier, BusSubscriber, RpcFailure, type InvalidFrame } from '@polybot/bus';
 import { PolybotError, venueUrls, type Service, type ServiceContext } from '@polybot/core';
-import { buildSignedOrder, loadSigningKey, OrderBuildError, orderHash, type PostOrderBody } from '@polybot/polymarket';
+import { buildSignedOrder, loadSigningKey, OrderBuildError, orderHash, type PostOrderBody, type SignerTierName } from '@polybot/polymarket';
 import {
   fromMicros,
   mulMicros,
@@ -41,6 +41,7 @@ import { loadWallet, type LoadedWallet } from './wallet.js';
 import { PaperEngine, type PaperFill } from './paper.js';
 
 const SIGNALS_SOURCE = 'signals.push';
+const MAX_POSTING = 16;
 /** Dead-lettered payloads are kept for inspection, but a flood of huge frames must not fill the disk. */
 const MAX_DEAD_LETTER_PAYLOAD = 64 * 1024;
 const TERMINAL: ReadonlySet<OrderStatus> = new Set(['filled', 'canceled', 'rejected']);
@@ -81,6 +82,8 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
   let puller: BusPuller | undefined;
   let replier: BusReplier | undefined;
   let inflight: Promise<void> | undefined;
+  /** Posts in flight. Each order is committed (and counted by the risk checks) before its post starts, so the next signal need not wait for the answer. */
+  const posting = new Set<Promise<void>>();
   let intakeStarting: Promise<void> | undefined;
   let stopping: Promise<void> | undefined;
   let stopped = false;
@@ -187,6 +190,16 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
     } finally {
       inflight = undefined;
     }
+    // Back-pressure: past this many unanswered posts the intake waits (signals queue in the socket).
+    while (posting.size >= MAX_POSTING) await Promise.race(posting);
+  }
+
+  function post(v: VenueTrading, row: OrderRow, body: PostOrderBody, negRisk: boolean): void {
+    const p = v
+      .submit(row, body, negRisk)
+      .catch((err: unknown) => log.error({ err, order: row.order_id }, 'recording the order outcome failed; the next start settles it'))
+      .finally(() => posting.delete(p));
+    posting.add(p);
   }
 
   async function handleSignal(sig: SignalMessage): Promise<void> {
@@ -239,7 +252,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
       accept(db, sig, row);
       persisted = true;
       log.info({ signal: sig.id, order: row.order_id, side: row.side, price: row.price, size: row.size }, 'order sent');
-      await v.submit(row, body, market.negRisk);
+      post(v, row, body, market.negRisk);
     } catch (err) {
       if (persisted) {
         // The order is committed as pending (or further); restart marks it unknown for reconciliation.
@@ -682,6 +695,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
           sink: { order: orderEvent, fill: fillEvent, position: positionEvent },
           session: {
             pollIntervalMs: cfg.POLYBOT_EXECUTOR_POLL_MS,
+            limits: { share: cfg.POLYBOT_EXECUTOR_RATE_SHARE, signerTier: cfg.POLYBOT_EXECUTOR_RATE_TIER as SignerTierName },
             ...(cfg.POLYBOT_EXECUTOR_HEARTBEAT_MS === 0 ? { heartbeat: false as const } : { heartbeat: { intervalMs: cfg.POLYBOT_EXECUTOR_HEARTBEAT_MS } }),
           },
         });
@@ -736,6 +750,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
         await intakeStarting;
         await puller?.close();
         await inflight;
+        await Promise.allSettled([...posting]);
         // Open orders are cancelled or kept as configured; kept ones stay known to the next run's reconciliation.
         const cancel = cfg.POLYBOT_EXECUTOR_ON_STOP === 'cancel';
         if (venue) log.info({ open_orders: store?.openOrderRows().length ?? 0, on_stop: cfg.POLYBOT_EXECUTOR_ON_STOP }, 'stopping the venue session');

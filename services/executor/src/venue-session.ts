@@ -48,6 +48,7 @@ import {
   type OpenOrder,
   type PostOrderBody,
   type PostOrderOutcome,
+  type RateLimiterOptions,
   type TimerHandle,
   type TypedDataSigner,
   type UserOrderEvent,
@@ -234,6 +235,8 @@ export interface VenueSessionOptions {
   log?: VenueSessionLogger;
   /** One gate per venue and process; a private one on `clock` when absent. */
   gate?: VenueGate;
+  /** Limits of the private gate's limiter: share of the published limits and the signer's tier. */
+  limits?: Pick<RateLimiterOptions, 'share' | 'signerTier'>;
   fetch?: typeof fetch;
   /** The maker (funder) address whose fills are ours in maker_orders; default the signer. */
   funder?: string;
@@ -501,7 +504,7 @@ export class VenueSession {
     this.gate =
       opts.gate ??
       new VenueGate({
-        limiter: new RateLimiter({ clock: this.clock }),
+        limiter: new RateLimiter({ clock: this.clock, ...opts.limits }),
         random: this.random,
         onEvent: (e) => this.onGateEvent(e),
       });
