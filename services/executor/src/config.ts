@@ -59,11 +59,7 @@ export function checkExecutionMode(cfg: ExecutorConfig): void {
     if (!cfg.POLYBOT_PRIVATE_KEY && !cfg.POLYBOT_KEYSTORE) {
       throw new PolybotError('no_private_key', 'POLYBOT_EXECUTION_MODE=live needs a signing key: POLYBOT_KEYSTORE with POLYBOT_KEYSTORE_PASSWORD_FILE (or POLYBOT_PRIVATE_KEY)', 'fatal');
     }
-    throw new PolybotError(
-      'mode_not_implemented',
-      'POLYBOT_EXECUTION_MODE=live is not implemented yet (needs L2 API credentials and reconciliation); use POLYBOT_EXECUTION_MODE=sim',
-      'fatal',
-    );
+    return;
   }
   if (cfg.POLYBOT_VENUE === 'polymarket') {
     // sim execution against the real venue's URLs would send unconfirmed real orders.
