@@ -535,10 +535,18 @@ export class UserWsClient {
 
   /**
    * Tells the watchdog an event must follow (call it after the venue accepted an order or a
-   * cancel): if none arrives within `eventTimeoutMs` the socket is treated as frozen.
+   * cancel): if none arrives within `eventTimeoutMs` the socket is treated as frozen. With the
+   * `eventCount` read before the request, an event that already came (the venue often streams the
+   * order before it answers the POST) satisfies it.
    */
-  expectEvent(): void {
+  expectEvent(sinceEventCount?: number): void {
+    if (sinceEventCount !== undefined && this.counters.events > sinceEventCount) return;
     if (this.awaitingSince === 0) this.awaitingSince = Date.now();
+  }
+
+  /** Order and trade events received so far (for `expectEvent`). */
+  get eventCount(): number {
+    return this.counters.events;
   }
 
   get subscriptions(): string[] {

@@ -447,6 +447,7 @@ export class VenueSession {
   private buffering = false;
   private buffer: UserWsEvent[] = [];
   private wsReadyWaiter: (() => void) | undefined;
+  private wsReadyRefused: (() => void) | undefined;
   private lastWsClose: string | undefined;
   /** The channel dropped after it was first ready in this attempt: the snapshot may miss what fell in the gap. */
   private droppedWhileReconciling = false;
@@ -708,6 +709,7 @@ export class VenueSession {
     this.inflight.set(orderId, entry);
     this.syncHeartbeat();
     let keep = false;
+    const mark = this.ws?.eventCount;
     try {
       let outcome = await this.postOnce(sent, kind);
       const until = this.clock.now() + this.resubmitWithinMs;
@@ -725,7 +727,7 @@ export class VenueSession {
           if ((o === 'GTC' || o === 'GTD') && outcome.response.status !== 'unmatched') {
             this.openOrders.set(orderId, { status: 'LIVE', sizeMatched: '0' });
           }
-          this.ws?.expectEvent();
+          this.ws?.expectEvent(mark);
           break;
         }
         case 'rejected':
@@ -777,6 +779,7 @@ export class VenueSession {
   async cancel(ids: readonly string[]): Promise<CancelResult> {
     const unique = [...new Set(ids.filter((id) => id !== ''))];
     const res: CancelResult = { canceled: [], notCanceled: {}, unconfirmed: [], acks: [] };
+    const mark = this.ws?.eventCount;
     for (let i = 0; i < unique.length; i += CANCEL_BATCH) {
       const batch = unique.slice(i, i + CANCEL_BATCH);
       try {
@@ -790,13 +793,14 @@ export class VenueSession {
         res.error = describeErr(err);
       }
     }
-    this.afterCancel(res);
+    this.afterCancel(res, mark);
     return res;
   }
 
   /** `DELETE /cancel-all` through the gate: every open order of the account. */
   async cancelAll(): Promise<CancelResult> {
     const res: CancelResult = { canceled: [], notCanceled: {}, unconfirmed: [], acks: [] };
+    const mark = this.ws?.eventCount;
     try {
       const r = await this.call('DELETE /cancel-all', 'cancel', (s) => this.account.cancelAll({ signal: s }));
       // The venue charges one cancel token per order it cancelled, known only now.
@@ -806,7 +810,7 @@ export class VenueSession {
       res.unconfirmed.push(...this.openOrders.keys());
       res.error = describeErr(err);
     }
-    this.afterCancel(res);
+    this.afterCancel(res, mark);
     return res;
   }
 
@@ -1000,17 +1004,24 @@ export class VenueSession {
         this.clock.clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
         this.wsReadyWaiter = undefined;
+        this.wsReadyRefused = undefined;
       };
       this.wsReadyWaiter = () => {
         finish();
         resolve();
       };
+      this.wsReadyRefused = () => {
+        finish();
+        reject(new Error('the venue refused the credentials'));
+      };
       signal.addEventListener('abort', onAbort, { once: true });
     });
   }
 
-  private requestRestart(why: string): void {
+  private requestRestart(why: string, dropCredentials = false): void {
     if (this.phase !== 'live' || this.restartReason !== undefined) return;
+    // A refused key is derived again, not retried: the next attempt would only be refused once more.
+    if (dropCredentials) this.creds = undefined;
     this.restartReason = why;
     this.wakeRun?.();
   }
@@ -1047,6 +1058,8 @@ export class VenueSession {
         break;
       case 'closed':
         this.lastWsClose = s.reason;
+        // Refused at the handshake while starting: no use waiting out the ready timeout.
+        if (this.phase === 'starting' && (this.ws?.stats.authRejects ?? 0) > 0) this.wsReadyRefused?.();
         if (this.phase === 'starting' && this.wsSeenReady) this.droppedWhileReconciling = true;
         if (this.phase === 'live') {
           this.streamDown = `user channel down (${s.reason ?? 'closed'})`;
@@ -1202,7 +1215,7 @@ export class VenueSession {
         for (const w of waiters) w.reject(err);
         if (this.phase !== 'live' || gen !== this.gen) return;
         if (isUnauthorized(err)) {
-          this.requestRestart('the venue refused the API key');
+          this.requestRestart('the venue refused the API key', true);
           return;
         }
         failures++;
@@ -1316,7 +1329,7 @@ export class VenueSession {
           found = await this.read(`GET /data/order/${id}`, (s) => this.account.getOrder(id, { signal: s }));
         } catch (err) {
           if (signal.aborted) return;
-          if (isUnauthorized(err)) this.requestRestart('the venue refused the API key');
+          if (isUnauthorized(err)) this.requestRestart('the venue refused the API key', true);
           this.log.debug({ order: id, error: describeErr(err) }, 'order lookup failed; trying again');
           found = undefined;
         }
@@ -1348,6 +1361,7 @@ export class VenueSession {
         const mayRepost = o.repost && refusedRepost === undefined && reposts < o.maxReposts && now - started + o.graceMs < o.deadlineMs && this.canTrade(entry.kind === 'post_only_order' ? 'post_only_order' : 'order').ok;
         if (!mayRepost) continue;
         reposts++;
+        const mark = this.ws?.eventCount;
         // The owner is not signed: the current key goes, whatever key the body was persisted with.
         const out = await this.postOnce(this.creds ? { ...entry.body, owner: this.creds.apiKey } : entry.body, entry.kind);
         if (out.kind !== 'not_sent') lastRepostAt = this.clock.now();
@@ -1357,7 +1371,7 @@ export class VenueSession {
           entry.settled = true;
           const t = entry.body.orderType;
           if ((t === 'GTC' || t === 'GTD') && out.response.status !== 'unmatched') this.openOrders.set(id, { status: 'LIVE', sizeMatched: '0' });
-          this.ws?.expectEvent();
+          this.ws?.expectEvent(mark);
           this.emitOrder({ orderId: id, source: 'settle', input: postInput(out, entry.body.order.side), settlement: 'exists', at: this.clock.now() });
           return;
         }
@@ -1419,9 +1433,9 @@ export class VenueSession {
     for (const id of asked) if (!answered.has(id)) res.unconfirmed.push(id);
   }
 
-  private afterCancel(res: CancelResult): void {
+  private afterCancel(res: CancelResult, mark: number | undefined): void {
     for (const id of res.canceled) this.openOrders.delete(id);
-    if (res.canceled.length > 0) this.ws?.expectEvent();
+    if (res.canceled.length > 0) this.ws?.expectEvent(mark);
     this.syncHeartbeat();
     this.log.info({ canceled: res.canceled.length, not_canceled: Object.keys(res.notCanceled).length, unconfirmed: res.unconfirmed.length, error: res.error }, 'cancel answered');
   }

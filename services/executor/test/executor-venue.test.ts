@@ -17,6 +17,8 @@ import { startSimAt, TEST_KEY } from './venue-helpers.js';
  */
 
 type Ev = Record<string, unknown> & { topic: string };
+/** A row read back from SQLite; the columns these tests read. */
+type Row = Record<string, string> & { size: string; cost: string; fees: string; fee: string; usdc: string; status: string; order_id: string };
 type Sim = Awaited<ReturnType<typeof startSimAt>>;
 
 const wallet = new Wallet(TEST_KEY);
@@ -88,8 +90,8 @@ describe('executor on the simulator', () => {
     order_type: 'FAK',
     ...over,
   });
-  const orderOf = (signalId: string) => db.prepare('SELECT * FROM orders WHERE signal_id = ?').get(signalId) as Record<string, string> | undefined;
-  const position = () => db.prepare("SELECT * FROM positions WHERE strategy = 's1' AND token_id = ?").get(token) as Record<string, string> | undefined;
+  const orderOf = (signalId: string) => db.prepare('SELECT * FROM orders WHERE signal_id = ?').get(signalId) as Row | undefined;
+  const position = () => db.prepare("SELECT * FROM positions WHERE strategy = 's1' AND token_id = ?").get(token) as Row | undefined;
   const venueShares = () => toMicros(sim.service.exchange.account(wallet.address)?.positions[token] ?? '0');
   const intakeOpen = () =>
     waitFor(() => [...events].reverse().find((e) => e.topic === 'status.executor' && (e.metrics as Record<string, unknown>)?.intake_open === 1), {
@@ -185,12 +187,12 @@ describe('executor on the simulator', () => {
     pusher.push('signal', s);
     await waitFor(() => (orderOf(s.id)?.status === 'filled' ? true : undefined), { what: 'fee order filled', timeoutMs: 20_000 });
     await settled();
-    const trades = db.prepare('SELECT t.* FROM trades t JOIN orders o ON o.order_id = t.order_id WHERE o.signal_id = ?').all(s.id) as Array<Record<string, string>>;
+    const trades = db.prepare('SELECT t.* FROM trades t JOIN orders o ON o.order_id = t.order_id WHERE o.signal_id = ?').all(s.id) as Array<Row>;
     const fee = trades.reduce((n, t) => n + toMicros(t.fee), 0n);
     const usdc = trades.reduce((n, t) => n + toMicros(t.usdc), 0n);
     expect(fee).toBeGreaterThan(0n);
     expect(before - cash()).toBe(usdc + fee);
-    const pos = db.prepare("SELECT * FROM positions WHERE strategy = 's1' AND token_id = ?").get(feeToken) as Record<string, string>;
+    const pos = db.prepare("SELECT * FROM positions WHERE strategy = 's1' AND token_id = ?").get(feeToken) as Row;
     expect(toMicros(pos.cost)).toBe(usdc + fee);
     expect(toMicros(pos.fees)).toBe(fee);
   });
