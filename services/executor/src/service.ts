@@ -46,6 +46,12 @@ const MAX_POSTING = 16;
 const MAX_DEAD_LETTER_PAYLOAD = 64 * 1024;
 const TERMINAL: ReadonlySet<OrderStatus> = new Set(['filled', 'canceled', 'rejected']);
 
+/** What the bus and `orders.list` show of an order: everything but the signed request. */
+function orderFields(o: OrderRow) {
+  const { request: _request, venue_order_id: _venue, ...rest } = o;
+  return rest;
+}
+
 const clip = (s: string, n = 500) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 
 export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Service {
@@ -103,24 +109,17 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
       ...(reason ? { reason: clip(reason) } : {}),
     });
 
-  const orderEvent = (o: OrderRow) =>
+  const orderEvent = (o: OrderRow) => {
+    const { signal_id, reason, created_at: _c, updated_at: _u, ...rest } = orderFields(o);
     publish<OrderEvent>('order', o.strategy, {
       type: 'event',
       kind: 'order',
-      strategy: o.strategy,
-      signal_id: o.signal_id ?? '',
-      order_id: o.order_id,
+      ...rest,
+      signal_id: signal_id ?? '',
       venue_order_id: o.venue_order_id,
-      token_id: o.token_id,
-      market: o.market,
-      side: o.side,
-      order_type: o.order_type,
-      price: o.price,
-      size: o.size,
-      filled: o.filled,
-      status: o.status,
-      ...(o.reason ? { reason: clip(o.reason) } : {}),
+      ...(reason ? { reason: clip(reason) } : {}),
     });
+  };
 
   function deadLetter(code: string, reason: string, topic: string | undefined, payload: Uint8Array | undefined, signal?: SignalMessage): void {
     const now = Date.now();
@@ -603,24 +602,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
       all: params.all === true,
       limit: typeof params.limit === 'number' ? params.limit : 100,
     });
-    return {
-      orders: rows.map((o) => ({
-        order_id: o.order_id,
-        signal_id: o.signal_id,
-        strategy: o.strategy,
-        token_id: o.token_id,
-        market: o.market,
-        side: o.side,
-        order_type: o.order_type,
-        price: o.price,
-        size: o.size,
-        filled: o.filled,
-        status: o.status,
-        reason: o.reason,
-        created_at: o.created_at,
-        updated_at: o.updated_at,
-      })),
-    };
+    return { orders: rows.map(orderFields) };
   }
 
   function venueStatus(): RpcResult<'venue.status'> {

@@ -1,13 +1,14 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BusPusher, BusSubscriber, Forwarder, resolveEndpoints, type Endpoints } from '@polybot/bus';
-import { createLogger, loadConfig, openDatabase, ServiceRunner, type SqliteDb } from '@polybot/core';
+import { BusPusher } from '@polybot/bus';
+import { openDatabase, type ServiceRunner, type SqliteDb } from '@polybot/core';
 import { buildSignedOrder, orderHash } from '@polybot/polymarket';
-import { newId, toMicros, type BusMessage, type SignalMessage, type Unstamped } from '@polybot/protocol';
+import { newId, toMicros, type SignalMessage, type Unstamped } from '@polybot/protocol';
 import { freePort, tempDataDir, waitFor } from '@polybot/testkit';
 import { Wallet } from 'ethers';
-import { createExecutorService, ExecutorConfig } from '../src/index.js';
+import type { ExecutorConfig } from '../src/index.js';
 import { takerFee } from '../src/venue-trading.js';
+import { executorRunner, gammaMarkets, seedScanner, startBus, type Bus } from './sim-fixture.js';
 import { startSimAt, TEST_KEY } from './venue-helpers.js';
 
 /**
@@ -16,62 +17,32 @@ import { startSimAt, TEST_KEY } from './venue-helpers.js';
  * never sent is settled with its identical signed body — one venue order, never a second signature.
  */
 
-type Ev = Record<string, unknown> & { topic: string };
 /** A row read back from SQLite; the columns these tests read. */
 type Row = Record<string, string> & { size: string; cost: string; fees: string; fee: string; usdc: string; status: string; order_id: string };
 type Sim = Awaited<ReturnType<typeof startSimAt>>;
 
 const wallet = new Wallet(TEST_KEY);
 
-/** The scanner's tables, filled from the simulator's own markets (what the scanner would write). */
-function seedScanner(file: string, sim: Sim): void {
-  const db = openDatabase(file);
-  db.exec(`
-    CREATE TABLE IF NOT EXISTS markets(condition_id TEXT PRIMARY KEY, gamma_id TEXT, question TEXT NOT NULL, slug TEXT,
-        active INTEGER NOT NULL, closed INTEGER NOT NULL, neg_risk INTEGER NOT NULL DEFAULT 0,
-        tick_size TEXT NOT NULL, min_order_size TEXT NOT NULL, end_date TEXT, updated_at INTEGER NOT NULL);
-    CREATE TABLE IF NOT EXISTS market_tokens(token_id TEXT PRIMARY KEY, condition_id TEXT NOT NULL REFERENCES markets(condition_id),
-        outcome TEXT NOT NULL, outcome_index INTEGER NOT NULL);
-  `);
-  const m = db.prepare('INSERT OR REPLACE INTO markets VALUES (?, ?, ?, ?, 1, 0, ?, ?, ?, NULL, ?)');
-  const t = db.prepare('INSERT OR REPLACE INTO market_tokens VALUES (?, ?, ?, ?)');
-  for (const g of sim.service.exchange.gammaMarkets()) {
-    const tokens = JSON.parse(g.clobTokenIds) as string[];
-    const book = sim.service.exchange.bookSummary(tokens[0]!)!;
-    m.run(g.conditionId, g.id, g.question, g.slug, book.neg_risk ? 1 : 0, book.tick_size, book.min_order_size, Date.now());
-    tokens.forEach((tok, i) => t.run(tok, g.conditionId, i === 0 ? 'Yes' : 'No', i));
-  }
-  db.close();
-}
-
 describe('executor on the simulator', () => {
   let sim: Sim;
   let dir: string;
   let cleanup: () => void;
-  let ep: Endpoints;
-  let fwd: Forwarder;
-  let sub: BusSubscriber;
+  let bus: Bus;
   let pusher: BusPusher;
   let db: SqliteDb;
   let runner: ServiceRunner<ExecutorConfig> | undefined;
-  const events: Ev[] = [];
   let token = '';
   let market = '';
 
   const startExecutor = async () => {
-    const config = loadConfig(ExecutorConfig, {
-      env: {
-        POLYBOT_DATA_DIR: dir,
-        POLYBOT_SIM_PORT: String(sim.service.port),
-        POLYBOT_PRIVATE_KEY: TEST_KEY,
-        POLYBOT_STATUS_INTERVAL_MS: '200',
-        POLYBOT_RISK_MAX_NOTIONAL: '1000',
-        POLYBOT_RISK_PRICE_BAND: '0',
-        POLYBOT_EXECUTOR_HEARTBEAT_MS: '1000',
-      },
-      envFile: false,
+    runner = executorRunner({
+      POLYBOT_DATA_DIR: dir,
+      POLYBOT_SIM_PORT: String(sim.service.port),
+      POLYBOT_PRIVATE_KEY: TEST_KEY,
+      POLYBOT_RISK_MAX_NOTIONAL: '1000',
+      POLYBOT_RISK_PRICE_BAND: '0',
+      POLYBOT_EXECUTOR_HEARTBEAT_MS: '1000',
     });
-    runner = new ServiceRunner({ name: 'executor', config, create: createExecutorService, env: {}, log: createLogger('executor', { level: 'silent' }) });
     await runner.start();
   };
   const stopExecutor = async () => {
@@ -94,7 +65,7 @@ describe('executor on the simulator', () => {
   const position = () => db.prepare("SELECT * FROM positions WHERE strategy = 's1' AND token_id = ?").get(token) as Row | undefined;
   const venueShares = () => toMicros(sim.service.exchange.account(wallet.address)?.positions[token] ?? '0');
   const intakeOpen = () =>
-    waitFor(() => [...events].reverse().find((e) => e.topic === 'status.executor' && (e.metrics as Record<string, unknown>)?.intake_open === 1), {
+    waitFor(() => [...bus.events].reverse().find((e) => e.topic === 'status.executor' && (e.metrics as Record<string, unknown>)?.intake_open === 1), {
       what: 'executor taking signals',
       timeoutMs: 20_000,
     });
@@ -117,17 +88,9 @@ describe('executor on the simulator', () => {
     const g = sim.service.exchange.gammaMarkets()[0]!;
     market = g.conditionId;
     token = (JSON.parse(g.clobTokenIds) as string[])[0]!;
-    seedScanner(join(dir, 'polybot.db'), sim);
-    ep = resolveEndpoints(dir, {});
-    fwd = new Forwarder({ frontend: ep['events.in'], backend: ep['events.pub'] });
-    await fwd.start();
-    sub = new BusSubscriber({
-      endpoints: [ep['events.pub']],
-      topics: ['event.', 'status.executor'],
-      onMessage: (m: BusMessage, topic: string) => void events.push({ topic, ...(m as unknown as Record<string, unknown>) }),
-    });
-    sub.start();
-    pusher = new BusPusher({ endpoint: ep['signals.push'], src: 'strategy:s1' });
+    seedScanner(join(dir, 'polybot.db'), await gammaMarkets(sim.base));
+    bus = await startBus(dir);
+    pusher = new BusPusher({ endpoint: bus.ep['signals.push'], src: 'strategy:s1' });
     pusher.start();
     db = openDatabase(join(dir, 'polybot.db'), { readonly: true });
   });
@@ -136,8 +99,7 @@ describe('executor on the simulator', () => {
     db?.close();
     await pusher?.close(500);
     await stopExecutor();
-    await sub?.close();
-    await fwd?.stop();
+    await bus?.close();
     await sim?.stop();
     cleanup?.();
   });
