@@ -1350,7 +1350,10 @@ export class VenueSession {
           }
           continue;
         }
-        if (now - started >= o.deadlineMs && now - lastRepostAt >= o.graceMs) {
+        // The identical body refused (not as a duplicate) while the order is not found: the venue
+        // stores no refused order, so once the grace for a first post still in transit has passed,
+        // a miss is final — no need to wait out the whole deadline.
+        if ((now - started >= o.deadlineMs || refusedRepost !== undefined) && now - lastRepostAt >= o.graceMs) {
           entry.settled = true;
           const reason = `not found at the venue ${Math.round((now - started) / 1000)} s after an ambiguous submit${refusedRepost ? ` (a re-post was refused: ${refusedRepost})` : ''}`;
           this.log.warn({ order: id, reposts }, 'ambiguous order not found at the venue');
@@ -1381,8 +1384,10 @@ export class VenueSession {
             entry.exists = true;
             delay = o.firstLookupMs;
           } else if (!out.retryable) {
-            // A refusal of the re-post proves nothing about the first one (it may hold the balance).
+            // A refusal of the re-post proves nothing about a first post still in transit: the
+            // grace period after it decides.
             refusedRepost = out.errorMsg;
+            this.log.info({ order: id, reason: clip(out.errorMsg, 200) }, 'the re-post was refused; a lookup after the grace period decides');
           }
         }
       }

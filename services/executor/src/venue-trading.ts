@@ -31,6 +31,8 @@ import {
 const TERMINAL: ReadonlySet<OrderStatus> = new Set(['filled', 'canceled', 'rejected']);
 /** How far back of the earliest unsettled trade reconciliation re-reads (the venue filters by second). */
 const TRADE_OVERLAP_MS = 5_000;
+/** Longest the intake waits after reconciliation for new orders to be allowed (first heartbeat). */
+const INTAKE_WAIT_MS = 15_000;
 
 const ONE = 1_000_000n;
 
@@ -478,10 +480,20 @@ export class VenueTrading {
   }
 
   private onState(s: SessionState): void {
-    if (s.state === 'ready' && !this.reconciledOnce) {
-      this.reconciledOnce = true;
-      for (const f of this.readyListeners.splice(0)) f();
-    }
+    if (s.state !== 'ready' || this.reconciledOnce) return;
+    this.reconciledOnce = true;
+    // Signals queued while the executor was down arrive at once: open the intake when a new order
+    // may go (the first heartbeat accepted), not a moment before, or they would all be denied.
+    // Bounded: past it the intake opens and denials say why.
+    const until = Date.now() + INTAKE_WAIT_MS;
+    const open = () => {
+      if (this.session.canTrade().ok || Date.now() >= until || this.session.state().state === 'closed') {
+        for (const f of this.readyListeners.splice(0)) f();
+        return;
+      }
+      setTimeout(open, 25).unref();
+    };
+    open();
   }
 
   /** A bad venue message must not take the executor down: logged, counted, and the rest goes on. */

@@ -1024,6 +1024,8 @@ export class Exchange {
     const op: Op = { changes: new Map(), trades: [] };
     const res = this.execute(tok, { id, owner: address, side, price, shares, rest: resting, maker: false, user: uo }, op);
     if (res.filled > 0n) {
+      // What the order took on arrival counts as matched, as on the venue (lookups report it).
+      uo.matched += res.filled;
       uo.status = res.filled === shares ? 'MATCHED' : 'LIVE';
       this.emitOrder(uo, 'UPDATE');
     }
