@@ -13,6 +13,7 @@ import {
   type PositionEvent,
   type PriceMessage,
   type BookMessage,
+  type BookStatusMessage,
   type MarketMessage,
   newId,
   type RpcResult,
@@ -38,10 +39,12 @@ import { applyFill, fromRow, toRow } from './positions.js';
 import { VenueTrading } from './venue-trading.js';
 import { checkRisk, type Exposure, type RiskDecision, type RiskLimits } from './risk.js';
 import { loadWallet, type LoadedWallet } from './wallet.js';
-import { PaperEngine, type PaperFill } from './paper.js';
+import { levelsFromWire, PaperEngine, walkBook, type PaperFill, type PaperLevel } from './paper.js';
 
 const SIGNALS_SOURCE = 'signals.push';
 const MAX_POSTING = 16;
+/** A depth snapshot older than this does not price market orders. */
+const BOOK_FRESH_MS = 5_000;
 /** Dead-lettered payloads are kept for inspection, but a flood of huge frames must not fill the disk. */
 const MAX_DEAD_LETTER_PAYLOAD = 64 * 1024;
 const TERMINAL: ReadonlySet<OrderStatus> = new Set(['filled', 'canceled', 'rejected']);
@@ -73,6 +76,8 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
   let quotesSub: BusSubscriber | undefined;
   /** Current top of book per token (micros), from the scanner: the price band's reference. */
   const quotes = new Map<string, { bid: bigint | null; ask: bigint | null }>();
+  /** Depth per token from the scanner's `book.` messages (venue mode): market orders are priced by walking it. */
+  const depth = new Map<string, { at: number; bids: PaperLevel[]; asks: PaperLevel[] }>();
   let portfolio: PortfolioLimits = {
     maxOpenOrders: cfg.POLYBOT_RISK_MAX_OPEN_ORDERS,
     maxMarketExposure: toMicros(cfg.POLYBOT_RISK_MAX_MARKET_EXPOSURE),
@@ -159,6 +164,22 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
     return { held, openBuy, openSell };
   }
 
+  /**
+   * The price of a market (FOK/FAK) order, by walking the scanner's depth like the official
+   * clients do: the worst level the order needs, capped by the signal's limit. The signal's limit
+   * stays when the book is older than a few seconds, cannot fill the size within the limit, or the
+   * walked order would fall under the venue's 1 pUSD minimum for a marketable BUY.
+   */
+  function marketPrice(tokenId: string, side: 'BUY' | 'SELL', limit: bigint, size: bigint): bigint {
+    const d = depth.get(tokenId);
+    if (!d || Date.now() - d.at > BOOK_FRESH_MS) return limit;
+    const walk = walkBook(side === 'BUY' ? d.asks : d.bids, side, limit, { shares: size });
+    const last = walk.takes.at(-1);
+    if (!last || walk.shares < size) return limit;
+    if (side === 'BUY' && mulMicros(last.price, size) < 1_000_000n) return limit;
+    return last.price;
+  }
+
   /** Binds `signals.push`: the last step of start, once everything a signal needs is ready. */
   function startIntake(): Promise<void> {
     intakeStarting ??= (async () => {
@@ -229,6 +250,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
         return deny(sig, 'order_version_unsupported', `the venue expects order version ${v.orderVersion}; this executor signs version 2`, now);
       }
       await v.prepareMarket(market.conditionId);
+      const orderPrice = sig.order_type === 'FOK' || sig.order_type === 'FAK' ? marketPrice(sig.token_id, sig.side, price, size) : price;
       const wallet = (signer as LoadedWallet).wallet;
       let body: PostOrderBody;
       try {
@@ -236,7 +258,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
           wallet,
           tokenId: sig.token_id,
           side: sig.side,
-          price: fromMicros(price),
+          price: fromMicros(orderPrice),
           size: fromMicros(size),
           orderType: sig.order_type,
           tickSize,
@@ -247,7 +269,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
         if (err instanceof OrderBuildError) return deny(sig, `order_${err.code}`, err.message, now);
         throw err;
       }
-      const row = pendingRow(sig, market.conditionId, price, size, orderHash(body.order, market.negRisk), JSON.stringify(body), now);
+      const row = pendingRow(sig, market.conditionId, orderPrice, size, orderHash(body.order, market.negRisk), JSON.stringify(body), now);
       accept(db, sig, row);
       persisted = true;
       log.info({ signal: sig.id, order: row.order_id, side: row.side, price: row.price, size: row.size }, 'order sent');
@@ -684,11 +706,21 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
       }
       quotesSub = new BusSubscriber({
         endpoints: [ctx.endpoints['prices.pub']],
-        topics: paperMode ? ['price.', 'book.'] : ['price.'],
+        topics: ['price.', 'book.'],
         name: 'prices.pub',
         log: ctx.log.child({ component: 'quotes' }),
         onMessage: (msg) => {
-          if (msg.type === 'book') return onPaperBook(msg as BookMessage);
+          if (msg.type === 'book') {
+            const b = msg as BookMessage;
+            if (paper) return onPaperBook(b);
+            depth.set(b.token_id, { at: Date.now(), bids: levelsFromWire(b.bids, 'bids'), asks: levelsFromWire(b.asks, 'asks') });
+            return;
+          }
+          // An untrusted book must not price anything until its next snapshot.
+          if (msg.type === 'book_status' && !(msg as BookStatusMessage).trusted) {
+            depth.delete((msg as BookStatusMessage).token_id);
+            return;
+          }
           if (msg.type !== 'price') return;
           const p = msg as PriceMessage;
           quotes.set(p.token_id, { bid: p.bid === null ? null : toMicros(p.bid), ask: p.ask === null ? null : toMicros(p.ask) });

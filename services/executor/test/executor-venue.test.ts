@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BusPusher } from '@polybot/bus';
+import { BusPublisher, BusPusher } from '@polybot/bus';
 import { openDatabase, type ServiceRunner, type SqliteDb } from '@polybot/core';
 import { buildSignedOrder, orderHash } from '@polybot/polymarket';
-import { newId, toMicros, type SignalMessage, type Unstamped } from '@polybot/protocol';
+import { fromMicros, newId, toMicros, type BookMessage, type SignalMessage, type Unstamped } from '@polybot/protocol';
 import { freePort, tempDataDir, waitFor } from '@polybot/testkit';
 import { Wallet } from 'ethers';
 import type { ExecutorConfig } from '../src/index.js';
@@ -18,7 +18,7 @@ import { startSimAt, TEST_KEY } from './venue-helpers.js';
  */
 
 /** A row read back from SQLite; the columns these tests read. */
-type Row = Record<string, string> & { size: string; cost: string; fees: string; fee: string; usdc: string; status: string; order_id: string };
+type Row = Record<string, string> & { size: string; cost: string; fees: string; fee: string; usdc: string; status: string; order_id: string; price: string; request: string };
 type Sim = Awaited<ReturnType<typeof startSimAt>>;
 
 const wallet = new Wallet(TEST_KEY);
@@ -157,6 +157,43 @@ describe('executor on the simulator', () => {
     const pos = db.prepare("SELECT * FROM positions WHERE strategy = 's1' AND token_id = ?").get(feeToken) as Row;
     expect(toMicros(pos.cost)).toBe(usdc + fee);
     expect(toMicros(pos.fees)).toBe(fee);
+  });
+
+  it('prices a market order by walking the scanner depth, capped by the signal limit', async () => {
+    // Stands in for the scanner: the simulator's book of the token on prices.pub.
+    const prices = new BusPublisher({ endpoint: bus.ep['prices.pub'], mode: 'bind', src: 'scanner' });
+    await prices.start();
+    try {
+      const book = sim.service.exchange.bookSummary(token)!;
+      const best = book.asks.at(-1)!;
+      const size = Math.min(5, Math.floor(Number(best.size)));
+      expect(size).toBeGreaterThan(0);
+      const msg: Unstamped<BookMessage> = {
+        type: 'book',
+        token_id: token,
+        market,
+        bids: book.bids.map((l) => [Number(l.price), Number(l.size)] as [number, number]),
+        asks: book.asks.map((l) => [Number(l.price), Number(l.size)] as [number, number]),
+        tick_size: Number(book.tick_size),
+        venue_ts: Date.now(),
+      };
+      const s = signal({ size: Math.max(size, Math.ceil(1 / Number(best.price))), price: 0.99, order_type: 'FOK' });
+      // The executor's subscriber reconnects to the new PUB a moment after bind: publish for a while.
+      for (let i = 0; i < 15; i++) {
+        expect(prices.publish(`book.${token}`, msg)).toBe(true);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      pusher.push('signal', s);
+      const row = await waitFor(() => orderOf(s.id), { what: 'order row', timeoutMs: 20_000 });
+      const request = JSON.parse(row.request) as { order: { makerAmount: string; takerAmount: string } };
+      // BUY: makerAmount = pUSD at the order's price; the walked price is the ask level reached, not 0.99.
+      expect(toMicros(row.price)).toBeLessThan(990_000n);
+      expect(toMicros(row.price)).toBeGreaterThanOrEqual(toMicros(best.price));
+      expect(BigInt(request.order.makerAmount)).toBe((toMicros(row.price) * toMicros(row.size)) / 1_000_000n);
+      expect(fromMicros(BigInt(request.order.takerAmount))).toBe(row.size);
+    } finally {
+      await prices.close();
+    }
   });
 
   it('settles an order a crashed run persisted but never sent: the identical body, one venue order', async () => {
