@@ -203,7 +203,9 @@ class Stack {
     const logPath = join(this.dir, `${name}.log`);
     const fd = openSync(logPath, 'a');
     // Output straight to a file: no pipe through this process (which is busy measuring).
-    const child = spawn(process.execPath, [join(REPO, entry)], { cwd: REPO, env, stdio: ['ignore', fd, fd] });
+    // BENCH_EXECUTOR_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the executor.
+    const args = name === 'executor' && process.env.BENCH_EXECUTOR_NODE_ARGS ? process.env.BENCH_EXECUTOR_NODE_ARGS.split(' ') : [];
+    const child = spawn(process.execPath, [...args, join(REPO, entry)], { cwd: REPO, env, stdio: ['ignore', fd, fd] });
     closeSync(fd);
     this.procs.set(name, { child, logPath });
     return child;

@@ -41,6 +41,7 @@ ALTER TABLE trades ADD COLUMN status TEXT NOT NULL DEFAULT 'confirmed';
 ALTER TABLE trades ADD COLUMN usdc TEXT NOT NULL DEFAULT '0';
 ALTER TABLE trades ADD COLUMN match_ts INTEGER;
 CREATE INDEX trades_venue ON trades (venue_trade_id);
+CREATE INDEX orders_venue ON orders (venue_order_id);
 ALTER TABLE positions ADD COLUMN settled TEXT NOT NULL DEFAULT '0';
 ALTER TABLE positions ADD COLUMN pending_buy TEXT NOT NULL DEFAULT '0';
 ALTER TABLE positions ADD COLUMN pending_sell TEXT NOT NULL DEFAULT '0';
@@ -142,6 +143,7 @@ function prepareStatements(db: SqliteDb) {
        VALUES (@trade_id, @order_id, @strategy, @token_id, @market, @side, @price, @size, @fee, @ts, @venue_trade_id, @status, @usdc, @match_ts)`,
     ),
     trade: db.prepare('SELECT * FROM trades WHERE trade_id = ?'),
+    order: db.prepare('SELECT * FROM orders WHERE order_id = ? OR venue_order_id = ?'),
     setTradeStatus: db.prepare('UPDATE trades SET status = ? WHERE trade_id = ?'),
     tradesOfOrder: db.prepare('SELECT trade_id, size, status FROM trades WHERE order_id = ?'),
     allTrades: db.prepare('SELECT * FROM trades ORDER BY rowid'),
@@ -178,8 +180,10 @@ export class ExecutorStore {
   private controlSet?: { run(...params: unknown[]): unknown };
 
   constructor(file: string) {
-    // FULL: a committed order intent must survive power loss (persist before send).
-    this.db = openDatabase(file, { synchronous: 'FULL' });
+    // NORMAL (WAL): commits survive a process crash; only the order intent also has to survive
+    // power loss (persist before send), so `acceptSignal` alone commits with FULL. Everything else
+    // is the venue's record first and comes back by reconciliation.
+    this.db = openDatabase(file, { synchronous: 'NORMAL' });
     migrate(this.db, 'executor', EXECUTOR_MIGRATIONS);
     this.st = prepareStatements(this.db);
   }
@@ -239,10 +243,15 @@ export class ExecutorStore {
 
   /** Persist before send: the accepted signal and its signed order commit together. */
   acceptSignal(sig: SignalMessage, order: OrderRow): void {
-    this.db.transaction(() => {
-      this.insertSignal(sig, 'accepted', order.created_at);
-      this.st.insertOrder.run(order);
-    })();
+    this.db.pragma('synchronous = FULL');
+    try {
+      this.db.transaction(() => {
+        this.insertSignal(sig, 'accepted', order.created_at);
+        this.st.insertOrder.run(order);
+      })();
+    } finally {
+      this.db.pragma('synchronous = NORMAL');
+    }
   }
 
   /** The venue's answer: order state, its trades and the position move in one transaction. */
@@ -348,7 +357,7 @@ export class ExecutorStore {
   }
 
   order(orderId: string): OrderRow | undefined {
-    return this.db.prepare('SELECT * FROM orders WHERE order_id = ? OR venue_order_id = ?').get(orderId, orderId) as OrderRow | undefined;
+    return this.st.order.get(orderId, orderId) as OrderRow | undefined;
   }
 
   /** Open order rows, optionally of one strategy (for cancels). */
