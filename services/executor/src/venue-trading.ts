@@ -245,8 +245,14 @@ export class VenueTrading {
     }
   }
 
-  stop(cancelAll: boolean): Promise<void> {
-    return this.session.stop({ cancelAll });
+  /** Stops the session; with `cancelAll` the account's open orders are cancelled first and the rows say so. */
+  async stop(cancelAll: boolean): Promise<void> {
+    if (cancelAll && this.session.apiKey) {
+      const r = await this.cancelAll();
+      if (r.error) this.log.warn({ error: r.error }, 'cancel-all before stop did not complete; the venue dead-man switch is the backstop');
+      else this.log.info({ canceled: r.canceled.length }, 'open orders cancelled before stop');
+    }
+    await this.session.stop();
   }
 
   // ---------------------------------------------------------------- state from the tables

@@ -34,8 +34,9 @@ describe('executor on the simulator', () => {
   let token = '';
   let market = '';
 
-  const startExecutor = async () => {
+  const startExecutor = async (extra: Record<string, string> = {}) => {
     runner = executorRunner({
+      ...extra,
       POLYBOT_DATA_DIR: dir,
       POLYBOT_SIM_PORT: String(sim.service.port),
       POLYBOT_PRIVATE_KEY: TEST_KEY,
@@ -194,6 +195,21 @@ describe('executor on the simulator', () => {
     } finally {
       await prices.close();
     }
+  });
+
+  it('cancels its open orders on a graceful stop when told to, and the rows say so', async () => {
+    await stopExecutor();
+    await startExecutor({ POLYBOT_EXECUTOR_ON_STOP: 'cancel' });
+    await intakeOpen();
+    const s = signal({ price: 0.01, size: 5, order_type: 'GTC' });
+    pusher.push('signal', s);
+    const row = await waitFor(() => (orderOf(s.id)?.status === 'live' ? orderOf(s.id) : undefined), { what: 'order resting', timeoutMs: 20_000 });
+    expect(sim.service.exchange.getOrder(wallet.address, row.order_id)?.status).toBe('LIVE');
+    await stopExecutor();
+    expect(sim.service.exchange.getOrder(wallet.address, row.order_id)?.status).toMatch(/^CANCELED/);
+    expect(orderOf(s.id)?.status).toBe('canceled');
+    await startExecutor();
+    await intakeOpen();
   });
 
   it('settles an order a crashed run persisted but never sent: the identical body, one venue order', async () => {

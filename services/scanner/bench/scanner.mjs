@@ -9,7 +9,8 @@
 //       same records as JSON lines.
 // Runs against the built dist (`pnpm bench:scanner` builds first). BENCH_SCANNER_EVENTS sets the
 // stream length (default 300,000), BENCH_SCANNER_MARKETS the markets (default 100).
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { BusRequester, resolveEndpoints } from '@polybot/bus';
@@ -91,6 +92,13 @@ try {
   await writeRecording(recDir, frames.map((f) => ({ kind: 'raw', ...f })));
   const info = (await RecordingReader.open(recDir)).info();
   req = new BusRequester({ endpoint: eps['scanner.rep'], src: 'bench', timeoutMs: 10_000 });
+  // BENCH_SCANNER_PROFILE=<file> writes a CPU profile of the replay phase alone.
+  const profiler = process.env.BENCH_SCANNER_PROFILE ? new Session() : undefined;
+  if (profiler) {
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.start');
+  }
   const events1 = scanner.metrics().events;
   const t1 = process.hrtime.bigint();
   await req.call('replay.start', { recording: 'bench', speed: 0 });
@@ -100,6 +108,11 @@ try {
     st = await req.call('replay.status', {});
   } while (st.state === 'running');
   const secsB = Number(process.hrtime.bigint() - t1) / 1e9;
+  if (profiler) {
+    const { profile } = await profiler.post('Profiler.stop');
+    writeFileSync(process.env.BENCH_SCANNER_PROFILE, JSON.stringify(profile));
+    profiler.disconnect();
+  }
   if (st.state !== 'done') throw new Error(`replay ended ${st.state}: ${st.error ?? ''}`);
   const eventsB = scanner.metrics().events - events1;
   const replayRate = Math.round(eventsB / secsB);
