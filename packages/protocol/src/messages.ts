@@ -135,6 +135,10 @@ export const SignalMessage = message('signal', {
   price: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 }),
   size: Type.Number({ exclusiveMinimum: 0, maximum: 1e9 }),
   order_type: OrderType,
+  /** GTD only: unix seconds when the order ends; the venue keeps a 60 s security buffer, so more than 60 s ahead. */
+  expiration: Type.Optional(Type.Integer({ minimum: 1, maximum: 4_102_444_800 })),
+  /** GTC/GTD only: the venue refuses the order instead of letting it cross the book. */
+  post_only: Type.Optional(Type.Boolean()),
   reason: Type.Optional(Type.String({ maxLength: 500 })),
 });
 

@@ -20,7 +20,8 @@ export type RiskCode =
   | 'unknown_market'
   | 'market_closed'
   | 'market_mismatch'
-  | 'unsupported_order_type'
+  | 'invalid_expiration'
+  | 'post_only_order_type'
   | 'unsupported_tick_size'
   | 'price_off_tick'
   | 'size_precision'
@@ -53,13 +54,27 @@ export function exactMicros(n: number): bigint | null {
 const deny = (code: RiskCode, reason: string): RiskDecision => ({ ok: false, code, reason });
 
 /** Pre-trade checks; every denial carries a stable code and a sentence saying what to change. */
-export function checkRisk(sig: SignalMessage, market: MarketInfo | undefined, exposure: Exposure, limits: RiskLimits): RiskDecision {
+/** The venue cancels a GTD order 60 s before its expiration (security buffer): anything sooner is dead on arrival. */
+const GTD_BUFFER_S = 60;
+
+export function checkRisk(sig: SignalMessage, market: MarketInfo | undefined, exposure: Exposure, limits: RiskLimits, now = Date.now()): RiskDecision {
   if (!market) return deny('unknown_market', `token ${sig.token_id} is not in the scanner's market registry`);
   if (market.closed || !market.active) return deny('market_closed', `market ${market.conditionId} is not open for trading`);
   if (sig.market !== market.conditionId) {
     return deny('market_mismatch', `token ${sig.token_id} belongs to market ${market.conditionId}, not ${sig.market}`);
   }
-  if (sig.order_type === 'GTD') return deny('unsupported_order_type', 'GTD needs an expiration, which signals do not carry; use GTC, FOK or FAK');
+  if (sig.order_type === 'GTD') {
+    const earliest = Math.floor(now / 1000) + GTD_BUFFER_S + 1;
+    if (sig.expiration === undefined) return deny('invalid_expiration', `a GTD signal needs an expiration (unix seconds) of at least ${earliest}: the venue keeps a 60 s buffer`);
+    if (sig.expiration < earliest) {
+      return deny('invalid_expiration', `expiration ${sig.expiration} is less than 61 s ahead (the venue cancels GTD orders 60 s early); use at least ${earliest}`);
+    }
+  } else if (sig.expiration !== undefined) {
+    return deny('invalid_expiration', `only GTD orders take an expiration (this one is ${sig.order_type})`);
+  }
+  if (sig.post_only && sig.order_type !== 'GTC' && sig.order_type !== 'GTD') {
+    return deny('post_only_order_type', `post-only is for resting orders (GTC or GTD), not ${sig.order_type}`);
+  }
   let tickSize: string;
   try {
     tickSize = normaliseTickSize(market.tickSize);

@@ -98,6 +98,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
   let intakeStarting: Promise<void> | undefined;
   let stopping: Promise<void> | undefined;
   let stopped = false;
+  let paperTimer: NodeJS.Timeout | undefined;
 
   const publish = <M extends BusMessage>(kind: string, strategy: string, msg: Unstamped<M>) => {
     if (!ctx.events.publish(topics.event(kind, strategy), msg)) log.warn({ kind, strategy }, 'event not published');
@@ -235,7 +236,8 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
       if (paperMode) return paperSignal(db, sig, now);
       const v = venue as VenueTrading;
       // Fail closed: not reconciled, stream down, heartbeats refused or the venue in cancel-only mode.
-      const can = v.canTrade();
+      // Post-only orders still go while the venue is in its post-only window after a restart (425).
+      const can = v.canTrade(sig.post_only === true);
       if (!can.ok) return deny(sig, `venue_${can.code}`, can.reason, now);
       const decision = admit(db, sig, now);
       if (!decision) return;
@@ -263,8 +265,9 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
           orderType: sig.order_type,
           tickSize,
           negRisk: market.negRisk,
+          ...(sig.order_type === 'GTD' && sig.expiration !== undefined ? { expiration: sig.expiration } : {}),
         });
-        body = { order, owner: v.apiKey ?? '', orderType: sig.order_type, deferExec: false, postOnly: false };
+        body = { order, owner: v.apiKey ?? '', orderType: sig.order_type, deferExec: false, postOnly: sig.post_only === true };
       } catch (err) {
         if (err instanceof OrderBuildError) return deny(sig, `order_${err.code}`, err.message, now);
         throw err;
@@ -333,7 +336,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
   /** Per-order risk, then the portfolio checks; undefined (and the signal denied) when either says no. */
   function admit(db: ExecutorStore, sig: SignalMessage, now: number): Extract<RiskDecision, { ok: true }> | undefined {
     const exp = exposure(db, sig.strategy, sig.token_id);
-    const decision = checkRisk(sig, db.market(sig.token_id), exp, limits);
+    const decision = checkRisk(sig, db.market(sig.token_id), exp, limits, now);
     if (!decision.ok) {
       deny(sig, decision.code, decision.reason, now);
       return undefined;
@@ -387,10 +390,29 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
     const decision = admit(db, sig, now);
     if (!decision) return;
     const { market, price, size } = decision;
-    const request = { paper: true, token_id: sig.token_id, side: sig.side, price: fromMicros(price), size: fromMicros(size), order_type: sig.order_type };
+    const request = {
+      paper: true,
+      token_id: sig.token_id,
+      side: sig.side,
+      price: fromMicros(price),
+      size: fromMicros(size),
+      order_type: sig.order_type,
+      ...(sig.expiration !== undefined ? { expiration: sig.expiration } : {}),
+      ...(sig.post_only ? { post_only: true } : {}),
+    };
     const row = pendingRow(sig, market.conditionId, price, size, newId('paper-'), JSON.stringify(request), now);
     accept(db, sig, row);
-    const res = (paper as PaperEngine).submit({ id: row.order_id, tokenId: row.token_id, side: row.side, orderType: row.order_type, price, size });
+    const res = (paper as PaperEngine).submit({
+      id: row.order_id,
+      tokenId: row.token_id,
+      side: row.side,
+      orderType: row.order_type,
+      price,
+      size,
+      ...(sig.post_only ? { postOnly: true } : {}),
+      // The venue ends a GTD order 60 s before its expiration (security buffer); paper does the same.
+      ...(sig.order_type === 'GTD' && sig.expiration !== undefined ? { expiresAtMs: sig.expiration * 1000 - 60_000 } : {}),
+    });
     if (!res.ok) {
       record(db, { ...row, status: 'rejected', reason: clip(res.errorMsg), updated_at: Date.now() }, [], [], 'paper_rejected');
       return;
@@ -428,6 +450,17 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
   }
 
   /** A new depth snapshot: resting paper orders that it crosses fill. */
+  /** Paper GTD orders past their end: removed from the paper book, recorded as expired (canceled on the wire). */
+  function expirePaper(): void {
+    const db = store;
+    if (!paper || !db?.db.open) return;
+    for (const r of paper.expire(Date.now())) {
+      const row = db.order(r.id);
+      if (!row || TERMINAL.has(row.status)) continue;
+      record(db, { ...row, status: 'canceled', reason: 'expired (GTD, paper)', updated_at: Date.now() }, [], [], 'paper_expired');
+    }
+  }
+
   function onPaperBook(b: BookMessage): void {
     const db = store;
     if (!paper || !db) return;
@@ -748,6 +781,10 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
         log: ctx.log.child({ component: 'executor.rep' }),
       });
       await replier.start();
+      if (paper) {
+        paperTimer = setInterval(expirePaper, 1000);
+        paperTimer.unref();
+      }
       if (!venue) return startIntake();
       // Intake opens only after the first full reconciliation with the venue; until then signals
       // wait in the strategies' sockets and health says why. start() itself never waits for the venue.
@@ -760,6 +797,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
     stop() {
       stopping ??= (async () => {
         stopped = true;
+        if (paperTimer) clearInterval(paperTimer);
         // Stop intake first; the order in flight finishes (bounded by the order timeout) and is recorded.
         await intakeStarting;
         await puller?.close();

@@ -18,7 +18,7 @@ import { startSimAt, TEST_KEY } from './venue-helpers.js';
  */
 
 /** A row read back from SQLite; the columns these tests read. */
-type Row = Record<string, string> & { size: string; cost: string; fees: string; fee: string; usdc: string; status: string; order_id: string; price: string; request: string };
+type Row = Record<string, string> & { size: string; cost: string; fees: string; fee: string; usdc: string; status: string; order_id: string; price: string; request: string; reason: string };
 type Sim = Awaited<ReturnType<typeof startSimAt>>;
 
 const wallet = new Wallet(TEST_KEY);
@@ -195,6 +195,21 @@ describe('executor on the simulator', () => {
     } finally {
       await prices.close();
     }
+  });
+
+  it('rests a GTD order with its expiration, and lets the venue refuse a post-only order that would cross', async () => {
+    const expiration = Math.floor(Date.now() / 1000) + 600;
+    const gtd = signal({ price: 0.02, size: 5, order_type: 'GTD', expiration });
+    pusher.push('signal', gtd);
+    const row = await waitFor(() => (orderOf(gtd.id)?.status === 'live' ? orderOf(gtd.id) : undefined), { what: 'GTD resting', timeoutMs: 20_000 });
+    expect((JSON.parse(row.request) as { order: { expiration: string } }).order.expiration).toBe(String(expiration));
+    expect(sim.service.exchange.getOrder(wallet.address, row.order_id)).toMatchObject({ status: 'LIVE', order_type: 'GTD', expiration: String(expiration) });
+    // A post-only BUY at 0.99 would take the asks: the venue refuses it, nothing trades.
+    const po = signal({ price: 0.99, size: 5, order_type: 'GTC', post_only: true });
+    pusher.push('signal', po);
+    const refused = await waitFor(() => (orderOf(po.id)?.status === 'rejected' ? orderOf(po.id) : undefined), { what: 'post-only refused', timeoutMs: 20_000 });
+    expect(refused.reason).toMatch(/post-only/);
+    expect((JSON.parse(refused.request) as { postOnly: boolean }).postOnly).toBe(true);
   });
 
   it('cancels its open orders on a graceful stop when told to, and the rows say so', async () => {

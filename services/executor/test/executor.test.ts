@@ -333,7 +333,10 @@ describe('executor against the simulator', () => {
       [{ price: 0.6, size: 90 }, 'max_notional'],
       [{ price: 0.1, size: 91 }, 'max_position'], // holds 10, limit 100
       [{ side: 'SELL', price: 0.5, size: 11 }, 'insufficient_position'],
-      [{ order_type: 'GTD' }, 'unsupported_order_type'],
+      [{ order_type: 'GTD' }, 'invalid_expiration'],
+      [{ order_type: 'GTD', expiration: Math.floor(Date.now() / 1000) + 30 }, 'invalid_expiration'], // inside the venue's 60 s buffer
+      [{ order_type: 'GTC', expiration: Math.floor(Date.now() / 1000) + 600 }, 'invalid_expiration'],
+      [{ order_type: 'FOK', post_only: true }, 'post_only_order_type'],
       [{ order_type: 'FOK', price: 0.1, size: 5 }, 'min_notional'],
     ];
     for (const [over, code] of cases) {
