@@ -316,6 +316,25 @@ export class ExecutorStore {
     return this.db.prepare('SELECT * FROM wallets WHERE address = ?').get(address) as { address: string; collateral: string; allowance: string | null; updated_at: number } | undefined;
   }
 
+  /**
+   * A certain refusal answered by a fresh order for the same signal: the refused row keeps its
+   * outcome but no longer holds the signal, and the new one is committed before it is sent.
+   */
+  replaceRejectedOrder(refused: OrderRow, retry: OrderRow): void {
+    this.db.pragma('synchronous = FULL');
+    try {
+      this.db.transaction(() => {
+        this.db
+          .prepare('UPDATE orders SET signal_id = NULL, reason = ?, updated_at = ? WHERE order_id = ?')
+          .run(`${refused.reason ?? 'rejected'}; retried as ${retry.order_id}`.slice(0, 500), retry.created_at, refused.order_id);
+        this.st.insertOrder.run(retry);
+        if (retry.signal_id) this.setSignalStatus(retry.signal_id, 'accepted');
+      })();
+    } finally {
+      this.db.pragma('synchronous = NORMAL');
+    }
+  }
+
   /** Orders newest first: open ones, or all. */
   listOrders(opts: { strategy?: string; all?: boolean; limit: number }): OrderRow[] {
     const where: string[] = [];

@@ -215,9 +215,41 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
     while (posting.size >= MAX_POSTING) await Promise.race(posting);
   }
 
-  function post(v: VenueTrading, row: OrderRow, body: PostOrderBody, negRisk: boolean): void {
-    const p = v
-      .submit(row, body, negRisk)
+  /** Builds and signs the order of a signal (EIP-712 V2; the neg-risk exchange when the market is). */
+  function signOrder(v: VenueTrading, sig: SignalMessage, price: bigint, size: bigint, tickSize: string, negRisk: boolean): PostOrderBody {
+    const order = buildSignedOrder({
+      wallet: (signer as LoadedWallet).wallet,
+      tokenId: sig.token_id,
+      side: sig.side,
+      price: fromMicros(price),
+      size: fromMicros(size),
+      orderType: sig.order_type,
+      tickSize,
+      negRisk,
+      ...(sig.order_type === 'GTD' && sig.expiration !== undefined ? { expiration: sig.expiration } : {}),
+    });
+    return { order, owner: v.apiKey ?? '', orderType: sig.order_type, deferExec: false, postOnly: sig.post_only === true };
+  }
+
+  /**
+   * Posts in the background. An `order_version_mismatch` refusal is certain (nothing was placed), so
+   * after re-reading `/version` the signal gets one more order, freshly signed, when the venue still
+   * takes the version this executor signs; the refused row stays, detached from the signal.
+   */
+  function post(v: VenueTrading, row: OrderRow, body: PostOrderBody, negRisk: boolean, resign?: () => PostOrderBody): void {
+    const p = (async () => {
+      await v.submit(row, body, negRisk);
+      const after = store?.order(row.order_id);
+      if (!resign || after?.status !== 'rejected' || !/order_version_mismatch/i.test(after.reason ?? '')) return;
+      await v.rereadVersion();
+      if (v.orderVersion !== 2 || stopped) return;
+      const retryBody = resign();
+      const retry: OrderRow = { ...row, order_id: orderHash(retryBody.order, negRisk), request: JSON.stringify(retryBody), status: 'pending', filled: '0', reason: null, created_at: Date.now(), updated_at: Date.now() };
+      (store as ExecutorStore).replaceRejectedOrder(after, retry);
+      log.warn({ signal: row.signal_id, refused: row.order_id, order: retry.order_id }, 'order_version_mismatch with /version still 2: one retry, signed afresh');
+      orderEvent(retry);
+      await v.submit(retry, retryBody, negRisk);
+    })()
       .catch((err: unknown) => log.error({ err, order: row.order_id }, 'recording the order outcome failed; the next start settles it'))
       .finally(() => posting.delete(p));
     posting.add(p);
@@ -249,25 +281,14 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
       }
       // This executor signs V2 orders; a venue on another order version would refuse every one.
       if (v.orderVersion !== undefined && v.orderVersion !== 2) {
+        v.refreshVersionSoon();
         return deny(sig, 'order_version_unsupported', `the venue expects order version ${v.orderVersion}; this executor signs version 2`, now);
       }
       await v.prepareMarket(market.conditionId);
       const orderPrice = sig.order_type === 'FOK' || sig.order_type === 'FAK' ? marketPrice(sig.token_id, sig.side, price, size) : price;
-      const wallet = (signer as LoadedWallet).wallet;
       let body: PostOrderBody;
       try {
-        const order = buildSignedOrder({
-          wallet,
-          tokenId: sig.token_id,
-          side: sig.side,
-          price: fromMicros(orderPrice),
-          size: fromMicros(size),
-          orderType: sig.order_type,
-          tickSize,
-          negRisk: market.negRisk,
-          ...(sig.order_type === 'GTD' && sig.expiration !== undefined ? { expiration: sig.expiration } : {}),
-        });
-        body = { order, owner: v.apiKey ?? '', orderType: sig.order_type, deferExec: false, postOnly: sig.post_only === true };
+        body = signOrder(v, sig, orderPrice, size, tickSize, market.negRisk);
       } catch (err) {
         if (err instanceof OrderBuildError) return deny(sig, `order_${err.code}`, err.message, now);
         throw err;
@@ -276,7 +297,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
       accept(db, sig, row);
       persisted = true;
       log.info({ signal: sig.id, order: row.order_id, side: row.side, price: row.price, size: row.size }, 'order sent');
-      post(v, row, body, market.negRisk);
+      post(v, row, body, market.negRisk, () => signOrder(v, sig, orderPrice, size, tickSize, market.negRisk));
     } catch (err) {
       if (persisted) {
         // The order is committed as pending (or further); restart marks it unknown for reconciliation.

@@ -198,12 +198,19 @@ export class VenueTrading {
   async submit(row: OrderRow, body: PostOrderBody, negRisk: boolean): Promise<void> {
     const res = await this.session.submit(body, { negRisk, orderId: row.order_id });
     this.counters[`posts_${res.outcome.kind}`]++;
-    if (res.outcome.kind === 'rejected' && /order_version_mismatch/i.test(res.outcome.errorMsg)) void this.rereadVersion();
     this.apply(row.order_id, res.input, 'post');
   }
 
-  /** After an `order_version_mismatch`: the venue moved on; later signals are denied with the new version named. */
-  private async rereadVersion(): Promise<void> {
+  private lastVersionRead = 0;
+
+  /** While the venue is on a version this executor does not sign, look again now and then (it may come back). */
+  refreshVersionSoon(): void {
+    if (Date.now() - this.lastVersionRead > 10_000) void this.rereadVersion();
+  }
+
+  /** Reads `GET /version` again (after an `order_version_mismatch`, or while on another version). */
+  async rereadVersion(): Promise<void> {
+    this.lastVersionRead = Date.now();
     try {
       const res = await fetch(`${this.opts.urls.clob}/version`, { signal: AbortSignal.timeout(5_000) });
       const body = (await res.json()) as { version?: unknown };

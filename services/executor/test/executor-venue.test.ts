@@ -9,7 +9,7 @@ import { Wallet } from 'ethers';
 import type { ExecutorConfig } from '../src/index.js';
 import { takerFee } from '../src/venue-trading.js';
 import { executorRunner, gammaMarkets, seedScanner, startBus, type Bus } from './sim-fixture.js';
-import { startSimAt, TEST_KEY } from './venue-helpers.js';
+import { admin, startSimAt, TEST_KEY } from './venue-helpers.js';
 
 /**
  * The executor on the real simulator, in one process: positions follow the venue's trades (a FAILED
@@ -22,6 +22,7 @@ type Row = Record<string, string> & { size: string; cost: string; fees: string; 
 type Sim = Awaited<ReturnType<typeof startSimAt>>;
 
 const wallet = new Wallet(TEST_KEY);
+const ADMIN = 'executor-venue-test-admin';
 
 describe('executor on the simulator', () => {
   let sim: Sim;
@@ -84,7 +85,7 @@ describe('executor on the simulator', () => {
     sim = await startSimAt({
       port: await freePort(),
       dir: join(dir, 'sim'),
-      env: { POLYBOT_SIM_MARKETS: '4', POLYBOT_SIM_EVENT_RATE: '0', POLYBOT_SIM_MINE_MS: '30', POLYBOT_SIM_CONFIRM_MS: '60', POLYBOT_SIM_PERSIST: 'false' },
+      env: { POLYBOT_SIM_ADMIN_SECRET: ADMIN, POLYBOT_SIM_MARKETS: '4', POLYBOT_SIM_EVENT_RATE: '0', POLYBOT_SIM_MINE_MS: '30', POLYBOT_SIM_CONFIRM_MS: '60', POLYBOT_SIM_PERSIST: 'false' },
     });
     const g = sim.service.exchange.gammaMarkets()[0]!;
     market = g.conditionId;
@@ -210,6 +211,19 @@ describe('executor on the simulator', () => {
     const refused = await waitFor(() => (orderOf(po.id)?.status === 'rejected' ? orderOf(po.id) : undefined), { what: 'post-only refused', timeoutMs: 20_000 });
     expect(refused.reason).toMatch(/post-only/);
     expect((JSON.parse(refused.request) as { postOnly: boolean }).postOnly).toBe(true);
+  });
+
+  it('answers an order_version_mismatch with one freshly signed order when /version still says 2', async () => {
+    await admin(sim.base, ADMIN, 'faults', { version_mismatch_next: 1 });
+    const s = signal({ size: 5 });
+    pusher.push('signal', s);
+    const row = await waitFor(() => (orderOf(s.id)?.status === 'filled' ? orderOf(s.id) : undefined), { what: 'retried order filled', timeoutMs: 20_000 });
+    const refused = db.prepare('SELECT * FROM orders WHERE reason LIKE ?').get(`%retried as ${row.order_id}%`) as Row | undefined;
+    expect(refused).toMatchObject({ status: 'rejected', signal_id: null });
+    expect(refused?.reason).toMatch(/^order_version_mismatch/);
+    expect(refused?.order_id).not.toBe(row.order_id);
+    expect(sim.service.exchange.getOrder(wallet.address, refused!.order_id)).toBeUndefined();
+    expect(db.prepare('SELECT status FROM signals WHERE id = ?').pluck().get(s.id)).toBe('done');
   });
 
   it('cancels its open orders on a graceful stop when told to, and the rows say so', async () => {

@@ -6,6 +6,7 @@ import Type, { type Static } from 'typebox';
 import Compile from 'typebox/compile';
 import { Rng } from './rng.js';
 import type { ServerDeps } from './server.js';
+import { ERR_ORDER_VERSION_MISMATCH } from './verify-order.js';
 
 // ------------------------------------------------------------------ admin request bodies
 
@@ -27,6 +28,8 @@ export const FaultUpdate = Type.Object(
     rate_limit_scale: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1000 })),
     /** Probability that a processed `POST /order` never gets its response. */
     accept_then_timeout_rate: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+    /** The next N `POST /order` are refused with `order_version_mismatch`, as during a venue upgrade (`/version` unchanged). */
+    version_mismatch_next: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000 })),
   },
   { additionalProperties: false },
 );
@@ -151,6 +154,7 @@ interface Settings {
   rate_limits: boolean;
   rate_limit_scale: number;
   accept_then_timeout_rate: number;
+  version_mismatch_next: number;
 }
 
 const DEFAULTS: Settings = {
@@ -161,6 +165,7 @@ const DEFAULTS: Settings = {
   rate_limits: true,
   rate_limit_scale: 1,
   accept_then_timeout_rate: 0,
+  version_mismatch_next: 0,
 };
 
 export type FaultPhase = 'normal' | 'too_early' | 'post_only' | 'cancel_only';
@@ -193,6 +198,7 @@ export class FaultController {
     cancelOnlyRejected: 0,
     rateLimited: 0,
     timeouts: 0,
+    versionMismatches: 0,
     wsDrops: 0,
     wsFreezes: 0,
   };
@@ -268,6 +274,7 @@ export class FaultController {
       Number(s.rate_limits && s.rate_limit_scale !== 1) +
       Number(!s.rate_limits) +
       Number(s.accept_then_timeout_rate > 0) +
+      Number(s.version_mismatch_next > 0) +
       Number((this.hub?.frozenCount ?? 0) > 0);
     const c = this.counters;
     return {
@@ -279,6 +286,7 @@ export class FaultController {
       fault_503s: c.cancelOnlyRejected,
       fault_429s: c.rateLimited,
       fault_timeouts: c.timeouts,
+      fault_version_mismatches: c.versionMismatches,
       fault_ws_drops: c.wsDrops,
       fault_ws_freezes: c.wsFreezes,
     };
@@ -294,6 +302,14 @@ export class FaultController {
 
   injectError(): boolean {
     return this.settings.error_rate > 0 && this.rng.next() < this.settings.error_rate;
+  }
+
+  /** Takes one of the armed `order_version_mismatch` refusals, if any are left. */
+  takeVersionMismatch(): boolean {
+    if (this.settings.version_mismatch_next <= 0) return false;
+    this.settings.version_mismatch_next--;
+    this.counters.versionMismatches++;
+    return true;
   }
 
   dropResponse(): boolean {
@@ -450,6 +466,7 @@ export function registerFaults(app: FastifyInstance, deps: ServerDeps): FaultCon
       ctl.counters.cancelOnlyRejected++;
       return reply.code(503).send({ error: ERR_CANCEL_ONLY });
     }
+    if (route === 'POST /order' && ctl.takeVersionMismatch()) return reply.code(400).send({ error: ERR_ORDER_VERSION_MISMATCH });
   });
 
   // Post-only mode needs the parsed body, so it runs after the 425 check.

@@ -265,6 +265,20 @@ describe('accept-then-timeout', () => {
     await sim?.stop();
   });
 
+  it('refuses the next N orders with order_version_mismatch without placing them, then takes orders again', async () => {
+    await admin(sim, 'faults', { version_mismatch_next: 2 });
+    const accepted = sim.service.exchange.stats.ordersAccepted;
+    for (const tag of ['vm1', 'vm2']) {
+      const res = await call(sim, 'POST', '/order', { body: restingBuy(sim, tag), secret: null });
+      expect(res.status).toBe(400);
+      expect(res.body.error).toBe('order_version_mismatch');
+    }
+    expect(sim.service.exchange.stats.ordersAccepted).toBe(accepted);
+    expect((await call(sim, 'POST', '/order', { body: restingBuy(sim, 'vm3'), secret: null })).status).toBe(200);
+    expect(faultMetrics(sim.service.exchange).fault_version_mismatches).toBe(2);
+    expect((await call(sim, 'GET', '/version', { secret: null })).body).toEqual({ version: 2 });
+  });
+
   it('places the order but never answers; the re-post is a duplicate', async () => {
     await admin(sim, 'faults', { accept_then_timeout_rate: 1 });
     const body = restingBuy(sim, 'ambiguous');
