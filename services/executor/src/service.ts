@@ -39,7 +39,7 @@ import { applyFill, fromRow, toRow } from './positions.js';
 import { VenueTrading } from './venue-trading.js';
 import { checkRisk, type Exposure, type RiskDecision, type RiskLimits } from './risk.js';
 import { loadWallet, type LoadedWallet } from './wallet.js';
-import { levelsFromWire, PaperEngine, walkBook, type PaperFill, type PaperLevel } from './paper.js';
+import { levelsFromWire, PaperEngine, walkBook, type PaperFill } from './paper.js';
 
 const SIGNALS_SOURCE = 'signals.push';
 const MAX_POSTING = 16;
@@ -77,7 +77,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
   /** Current top of book per token (micros), from the scanner: the price band's reference. */
   const quotes = new Map<string, { bid: bigint | null; ask: bigint | null }>();
   /** Depth per token from the scanner's `book.` messages (venue mode): market orders are priced by walking it. */
-  const depth = new Map<string, { at: number; bids: PaperLevel[]; asks: PaperLevel[] }>();
+  const depth = new Map<string, { at: number; book: BookMessage }>();
   let portfolio: PortfolioLimits = {
     maxOpenOrders: cfg.POLYBOT_RISK_MAX_OPEN_ORDERS,
     maxMarketExposure: toMicros(cfg.POLYBOT_RISK_MAX_MARKET_EXPOSURE),
@@ -174,7 +174,7 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
   function marketPrice(tokenId: string, side: 'BUY' | 'SELL', limit: bigint, size: bigint): bigint {
     const d = depth.get(tokenId);
     if (!d || Date.now() - d.at > BOOK_FRESH_MS) return limit;
-    const walk = walkBook(side === 'BUY' ? d.asks : d.bids, side, limit, { shares: size });
+    const walk = walkBook(side === 'BUY' ? levelsFromWire(d.book.asks, 'asks') : levelsFromWire(d.book.bids, 'bids'), side, limit, { shares: size });
     const last = walk.takes.at(-1);
     if (!last || walk.shares < size) return limit;
     if (side === 'BUY' && mulMicros(last.price, size) < 1_000_000n) return limit;
@@ -767,7 +767,8 @@ export function createExecutorService(ctx: ServiceContext<ExecutorConfig>): Serv
           if (msg.type === 'book') {
             const b = msg as BookMessage;
             if (paper) return onPaperBook(b);
-            depth.set(b.token_id, { at: Date.now(), bids: levelsFromWire(b.bids, 'bids'), asks: levelsFromWire(b.asks, 'asks') });
+            // Kept as received: most books are never needed, so levels are read only to price an order.
+            depth.set(b.token_id, { at: Date.now(), book: b });
             return;
           }
           // An untrusted book must not price anything until its next snapshot.
