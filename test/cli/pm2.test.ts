@@ -216,6 +216,13 @@ describe('polybot cli under pm2', () => {
     expect(bad.stderr).toMatch(/price_band/);
     const resume = await cli(['trading', 'resume', '--json']);
     expect(JSON.parse(resume.stdout)).toMatchObject({ state: 'ACTIVE' });
+    const status = await cli(['trading', 'status']);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/venue \(sim\) ready.*taking signals/);
+    const orders = await cli(['orders', '--all', '--json']);
+    expect(orders.code, orders.stderr).toBe(0);
+    expect(Array.isArray(JSON.parse(orders.stdout))).toBe(true);
+    expect((await cli(['orders', '--limit', 'x'])).stderr).toMatch(/--limit/);
   }, 120_000);
 
   it('stop ends every process and the pm2 daemon of this data dir', async () => {

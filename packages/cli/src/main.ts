@@ -5,7 +5,7 @@ import { doctorCommand } from './doctor.js';
 import { logsCommand } from './logs.js';
 import { recordCommand } from './record.js';
 import { replayCommand } from './replay.js';
-import { limitsCommand, tradingCommand } from './trading.js';
+import { limitsCommand, ordersCommand, tradingCommand } from './trading.js';
 import { startCommand } from './start.js';
 import { statusCommand } from './status.js';
 import { stopCommand } from './stop.js';
@@ -71,6 +71,15 @@ program
   .option('--cancel', 'with halt: cancel every open order too')
   .option('--json', 'print JSON')
   .action((action: string, o: { reason?: string; cancel?: boolean; json?: boolean }) => tradingCommand(action, o));
+
+program
+  .command('orders')
+  .description("the executor's orders, newest first: open ones, or every one with --all")
+  .option('--all', 'every order, not only open ones')
+  .option('--strategy <name>', 'one strategy only')
+  .option('--limit <n>', 'at most this many (default 50)')
+  .option('--json', 'print JSON')
+  .action((o: { all?: boolean; strategy?: string; limit?: string; json?: boolean }) => ordersCommand(o));
 
 program
   .command('limits')
