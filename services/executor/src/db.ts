@@ -243,12 +243,17 @@ export class ExecutorStore {
 
   /** Persist before send: the accepted signal and its signed order commit together. */
   acceptSignal(sig: SignalMessage, order: OrderRow): void {
+    this.durably(() => {
+      this.insertSignal(sig, 'accepted', order.created_at);
+      this.st.insertOrder.run(order);
+    });
+  }
+
+  /** One transaction committed with FULL sync: an order intent must survive power loss, not only a crash. */
+  private durably(fn: () => void): void {
     this.db.pragma('synchronous = FULL');
     try {
-      this.db.transaction(() => {
-        this.insertSignal(sig, 'accepted', order.created_at);
-        this.st.insertOrder.run(order);
-      })();
+      this.db.transaction(fn)();
     } finally {
       this.db.pragma('synchronous = NORMAL');
     }
@@ -321,18 +326,13 @@ export class ExecutorStore {
    * outcome but no longer holds the signal, and the new one is committed before it is sent.
    */
   replaceRejectedOrder(refused: OrderRow, retry: OrderRow): void {
-    this.db.pragma('synchronous = FULL');
-    try {
-      this.db.transaction(() => {
-        this.db
-          .prepare('UPDATE orders SET signal_id = NULL, reason = ?, updated_at = ? WHERE order_id = ?')
-          .run(`${refused.reason ?? 'rejected'}; retried as ${retry.order_id}`.slice(0, 500), retry.created_at, refused.order_id);
-        this.st.insertOrder.run(retry);
-        if (retry.signal_id) this.setSignalStatus(retry.signal_id, 'accepted');
-      })();
-    } finally {
-      this.db.pragma('synchronous = NORMAL');
-    }
+    this.durably(() => {
+      this.db
+        .prepare('UPDATE orders SET signal_id = NULL, reason = ?, updated_at = ? WHERE order_id = ?')
+        .run(`${refused.reason ?? 'rejected'}; retried as ${retry.order_id}`.slice(0, 500), retry.created_at, refused.order_id);
+      this.st.insertOrder.run(retry);
+      if (retry.signal_id) this.setSignalStatus(retry.signal_id, 'accepted');
+    });
   }
 
   /** Orders newest first: open ones, or all. */

@@ -675,6 +675,11 @@ export class VenueSession {
     });
   }
 
+  /** `GET /version` through the gate (after an `order_version_mismatch`, or while on another version). */
+  version(): Promise<number> {
+    return this.read('GET /version', (s) => this.account.getVersion({ signal: s }));
+  }
+
   /** Collateral and the given tokens' balances (exact base-unit strings). */
   async balances(tokens: readonly string[] = []): Promise<Balances> {
     const sig = this.opts.signatureType === undefined ? {} : { signatureType: this.opts.signatureType };
@@ -939,7 +944,7 @@ export class VenueSession {
   }
 
   private async readSnapshot(cause: 'start' | 'restart'): Promise<ReconciledSnapshot> {
-    const version = await this.read('GET /version', (s) => this.account.getVersion({ signal: s }));
+    const version = await this.version();
     const open = await this.read('GET /data/orders', (s) => this.account.getOpenOrders({}, { signal: s }));
     if (open.invalid > 0) throw new Error(`open orders incomplete: ${open.invalid} failed validation (${open.invalidReasons.join('; ')})`);
     const since = this.lastTradeMs;

@@ -11,11 +11,12 @@
  *   `unknown` are settled by lookup or by re-posting the identical signed body, never re-signed.
  */
 import type { Logger } from '@polybot/core';
-import type { PostOrderBody, TypedDataSigner } from '@polybot/polymarket';
+import { getPublicJson, PublicApiError, type PostOrderBody, type TypedDataSigner } from '@polybot/polymarket';
 import { fromMicros, mulMicros, toMicros, type OrderStatus } from '@polybot/protocol';
 import type { ExecutorStore, OrderRow, PositionRow, TradeRow } from './db.js';
 import { Inventory, type FillSettlement } from './inventory.js';
 import { applyOrderInput, toWireStatus, type OrderInput, type OrderState } from './order-state.js';
+import { takerFee, type PaperFeeSchedule } from './paper.js';
 import { applyTradeStatus, type TradeStatus } from './trade-state.js';
 import {
   VenueSession,
@@ -33,24 +34,6 @@ const TERMINAL: ReadonlySet<OrderStatus> = new Set(['filled', 'canceled', 'rejec
 const TRADE_OVERLAP_MS = 5_000;
 /** Longest the intake waits after reconciliation for new orders to be allowed (first heartbeat). */
 const INTAKE_WAIT_MS = 15_000;
-
-const ONE = 1_000_000n;
-
-/** A market's taker fee schedule (`/clob-markets/{cid}` `fd`): fee = shares × rate × (p·(1−p))^exponent. */
-export interface FeeSchedule {
-  rate: bigint;
-  exponent: number;
-  takerOnly: boolean;
-}
-
-/** The taker fee of a fill in micro pUSD, rounded half up like the venue (PROTOCOL.md §5.5). */
-export function takerFee(fs: FeeSchedule | null | undefined, shares: bigint, price: bigint): bigint {
-  if (!fs || fs.rate <= 0n || shares <= 0n) return 0n;
-  const e = BigInt(fs.exponent);
-  const num = shares * fs.rate * (price * (ONE - price)) ** e;
-  const den = ONE ** (1n + 2n * e);
-  return (num * 2n + den) / (2n * den);
-}
 
 const clip = (s: string, n = 500) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 const posKey = (strategy: string, tokenId: string) => `${strategy}\n${tokenId}`;
@@ -83,8 +66,8 @@ export class VenueTrading {
   private readonly log: Logger;
   private readonly sink: TradingSink;
   private readonly inventories = new Map<string, Inventory>();
-  /** Fee schedules by condition id; null = the market charges no fee. */
-  private readonly feeSchedules = new Map<string, FeeSchedule | null>();
+  /** Fee schedules by condition id (`/clob-markets/{cid}` `fd`); null = the market charges no fee. */
+  private readonly feeSchedules = new Map<string, PaperFeeSchedule | null>();
   private reconciledOnce = false;
   /** The venue's order version (`GET /version`), from the last reconciliation or a re-read after a mismatch. */
   orderVersion: number | undefined;
@@ -131,23 +114,17 @@ export class VenueTrading {
    */
   async prepareMarket(conditionId: string): Promise<void> {
     if (this.feeSchedules.has(conditionId)) return;
-    const url = `${this.opts.urls.clob}/clob-markets/${encodeURIComponent(conditionId)}`;
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
-      if (res.status === 404) {
-        this.feeSchedules.set(conditionId, null);
-        return;
-      }
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      const body = (await res.json()) as { fd?: { r?: unknown; e?: unknown; to?: unknown } | null };
+      const body = (await getPublicJson(`${this.opts.urls.clob}/clob-markets/${encodeURIComponent(conditionId)}`, { timeoutMs: 5_000 })) as {
+        fd?: { r?: unknown; e?: unknown } | null;
+      };
       const fd = body.fd;
-      if (!fd || typeof fd.r !== 'number' || typeof fd.e !== 'number' || !Number.isInteger(fd.e) || fd.e < 0 || fd.e > 8) {
-        this.feeSchedules.set(conditionId, null);
-        return;
-      }
-      this.feeSchedules.set(conditionId, { rate: toMicros(String(fd.r)), exponent: fd.e, takerOnly: fd.to !== false });
+      const ok = fd && typeof fd.r === 'number' && typeof fd.e === 'number' && Number.isInteger(fd.e) && fd.e >= 0 && fd.e <= 8;
+      // The rate in basis points, as the paper engine's fee function takes it (0.25 → 2500).
+      this.feeSchedules.set(conditionId, ok ? { rateBps: toMicros(String(fd.r)) / 100n, exponent: fd.e as number } : null);
     } catch (err) {
-      this.log.warn({ market: conditionId, err: (err as Error).message }, 'fee schedule not available; fills count no fee until it is');
+      if (err instanceof PublicApiError && err.status === 404) this.feeSchedules.set(conditionId, null);
+      else this.log.warn({ market: conditionId, err: (err as Error).message }, 'fee schedule not available; fills count no fee until it is');
     }
   }
 
@@ -212,10 +189,8 @@ export class VenueTrading {
   async rereadVersion(): Promise<void> {
     this.lastVersionRead = Date.now();
     try {
-      const res = await fetch(`${this.opts.urls.clob}/version`, { signal: AbortSignal.timeout(5_000) });
-      const body = (await res.json()) as { version?: unknown };
-      if (typeof body.version === 'number') this.orderVersion = body.version;
-      this.log.warn({ version: this.orderVersion }, 'venue refused the order version; re-read it');
+      this.orderVersion = await this.session.version();
+      this.log.warn({ version: this.orderVersion }, 'order version re-read from the venue');
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not re-read the order version');
     }
@@ -382,7 +357,7 @@ export class VenueTrading {
           const px = toMicros(f.price);
           const usdc = mulMicros(px, f.size);
           // Makers pay no fee; the taker pays it in pUSD on top of (buy) or out of (sell) the proceeds.
-          const fee = f.role === 'TAKER' ? takerFee(this.feeSchedules.get(row.market), f.size, px) : 0n;
+          const fee = f.role === 'TAKER' ? takerFee(f.size, px, usdc, this.feeSchedules.get(row.market) ?? undefined) : 0n;
           const r = inv.addFill({ tradeId: fillId, side: row.side, size: f.size, usdc, fee }, settlement);
           if (!r.ok) {
             this.log.warn({ trade: fillId, code: r.code, reason: r.reason }, 'fill refused by the position');
@@ -462,11 +437,9 @@ export class VenueTrading {
   private bodyOf(row: OrderRow): { body: PostOrderBody; negRisk: boolean } | undefined {
     if (!row.request) return undefined;
     try {
-      const req = JSON.parse(row.request) as PostOrderBody & { negRisk?: boolean };
-      if (!req.order || typeof req.order !== 'object') return undefined;
-      const negRisk = req.negRisk === true || this.store.market(row.token_id)?.negRisk === true;
-      const { negRisk: _drop, ...body } = req;
-      return { body, negRisk };
+      const body = JSON.parse(row.request) as PostOrderBody;
+      if (!body.order || typeof body.order !== 'object') return undefined;
+      return { body, negRisk: this.store.market(row.token_id)?.negRisk === true };
     } catch {
       return undefined;
     }

@@ -7,7 +7,7 @@ import { fromMicros, newId, toMicros, type BookMessage, type SignalMessage, type
 import { freePort, tempDataDir, waitFor } from '@polybot/testkit';
 import { Wallet } from 'ethers';
 import type { ExecutorConfig } from '../src/index.js';
-import { takerFee } from '../src/venue-trading.js';
+import { takerFee } from '../src/paper.js';
 import { executorRunner, gammaMarkets, seedScanner, startBus, type Bus } from './sim-fixture.js';
 import { admin, startSimAt, TEST_KEY } from './venue-helpers.js';
 
@@ -271,11 +271,11 @@ describe('executor on the simulator', () => {
 describe('takerFee', () => {
   it('reproduces the documented example and rounds half up to micro pUSD', () => {
     // PROTOCOL.md §5.5: $1.56 on 100 shares at 0.50 (rate 0.25, exponent 2) — exactly 1.5625.
-    expect(takerFee({ rate: 250_000n, exponent: 2, takerOnly: true }, 100_000_000n, 500_000n)).toBe(1_562_500n);
-    expect(takerFee(null, 100_000_000n, 500_000n)).toBe(0n);
+    expect(takerFee(100_000_000n, 500_000n, 50_000_000n, { rateBps: 2500, exponent: 2 })).toBe(1_562_500n);
+    expect(takerFee(100_000_000n, 500_000n, 50_000_000n, undefined)).toBe(0n);
     // 1 micro share at 0.5: 0.25 × 0.0625 µ = 0.015625 µ → 0.
-    expect(takerFee({ rate: 250_000n, exponent: 2, takerOnly: true }, 1n, 500_000n)).toBe(0n);
+    expect(takerFee(1n, 500_000n, 0n, { rateBps: 2500, exponent: 2 })).toBe(0n);
     // 3 shares at 0.01, exponent 1: 3 × 0.25 × 0.0099 = 0.007425 → 7425 µ.
-    expect(takerFee({ rate: 250_000n, exponent: 1, takerOnly: true }, 3_000_000n, 10_000n)).toBe(7_425n);
+    expect(takerFee(3_000_000n, 10_000n, 30_000n, { rateBps: 2500, exponent: 1 })).toBe(7_425n);
   });
 });
