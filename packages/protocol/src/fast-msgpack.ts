@@ -5,38 +5,77 @@
  * second. Anything else (nested maps, binary, bigint) returns undefined and the caller falls back
  * to the general encoder.
  */
-const EMPTY: readonly string[] = [];
+const SLAB_BYTES = 256 * 1024;
 
 export class FlatEncoder {
   private buf = new Uint8Array(4096);
   private view = new DataView(this.buf.buffer);
   private pos = 0;
+  private slab = new Uint8Array(SLAB_BYTES);
+  private slabPos = 0;
   private readonly keyCache = new Map<string, Uint8Array>();
   /** Long string values repeat message after message (token and condition ids): keep their bytes. */
   private readonly valueCache = new Map<string, Uint8Array>();
 
   /** Encodes `a`'s entries then `b`'s (the envelope) as one map; undefined if a value is unsupported. */
   encode(a: Record<string, unknown>, b?: Record<string, unknown>): Uint8Array | undefined {
-    this.pos = 0;
-    const ka = Object.keys(a);
-    const kb = b ? Object.keys(b) : EMPTY;
+    // One pass: the entry count is known only at the end, so the header byte is written last.
+    this.pos = 1;
     let n = 0;
-    for (const k of ka) if (a[k] !== undefined) n++;
-    for (const k of kb) if (b![k] !== undefined && a[k] === undefined) n++;
-    this.mapHeader(n);
-    for (const k of ka) {
+    const ka = Object.keys(a);
+    for (let i = 0; i < ka.length; i++) {
+      const k = ka[i]!;
       const v = a[k];
       if (v === undefined) continue;
       this.key(k);
       if (!this.value(v, 0)) return undefined;
+      n++;
     }
-    for (const k of kb) {
-      const v = b![k];
-      if (v === undefined || a[k] !== undefined) continue;
-      this.key(k);
-      if (!this.value(v, 0)) return undefined;
+    if (b) {
+      const kb = Object.keys(b);
+      for (let i = 0; i < kb.length; i++) {
+        const k = kb[i]!;
+        const v = b[k];
+        if (v === undefined || a[k] !== undefined) continue;
+        this.key(k);
+        if (!this.value(v, 0)) return undefined;
+        n++;
+      }
     }
-    return this.buf.slice(0, this.pos);
+    if (n < 16) this.buf[0] = 0x80 | n;
+    else {
+      // Wider header (rare for bus messages): move the body up to make room.
+      const wide = n < 0x10000 ? 3 : 5;
+      this.ensure(wide);
+      this.buf.copyWithin(wide, 1, this.pos);
+      this.pos += wide - 1;
+      if (wide === 3) {
+        this.buf[0] = 0xde;
+        this.view.setUint16(1, n);
+      } else {
+        this.buf[0] = 0xdf;
+        this.view.setUint32(1, n);
+      }
+    }
+    return this.take();
+  }
+
+  /**
+   * The encoded bytes, copied into a shared slab: a fresh typed array over 64 bytes gets its own
+   * off-heap store, which costs more than encoding the message. Slab space is never reused, so a
+   * returned payload stays valid while anyone (ZeroMQ, a recorder) holds it.
+   */
+  private take(): Uint8Array {
+    const n = this.pos;
+    if (n > SLAB_BYTES / 4) return this.buf.slice(0, n);
+    if (this.slabPos + n > SLAB_BYTES) {
+      this.slab = new Uint8Array(SLAB_BYTES);
+      this.slabPos = 0;
+    }
+    const out = this.slab.subarray(this.slabPos, this.slabPos + n);
+    out.set(this.buf.subarray(0, n));
+    this.slabPos += n;
+    return out;
   }
 
   private ensure(n: number): void {
@@ -58,9 +97,16 @@ export class FlatEncoder {
       this.pos = start;
       if (this.keyCache.size < 1024) this.keyCache.set(k, enc);
     }
-    this.ensure(enc.length);
-    this.buf.set(enc, this.pos);
-    this.pos += enc.length;
+    this.copy(enc);
+  }
+
+  /** Short runs are copied by hand: `set` costs more than the bytes it moves. */
+  private copy(src: Uint8Array): void {
+    const len = src.length;
+    this.ensure(len);
+    if (len > 24) this.buf.set(src, this.pos);
+    else for (let i = 0; i < len; i++) this.buf[this.pos + i] = src[i]!;
+    this.pos += len;
   }
 
   private value(v: unknown, depth: number): boolean {
@@ -83,8 +129,10 @@ export class FlatEncoder {
           return true;
         }
         if (Array.isArray(v) && depth < 2) {
-          this.arrayHeader(v.length);
-          for (const x of v) {
+          const len = v.length;
+          this.arrayHeader(len);
+          for (let i = 0; i < len; i++) {
+            const x: unknown = v[i];
             // @msgpack writes undefined inside arrays as nil.
             if (x === undefined) {
               this.ensure(1);
@@ -112,20 +160,6 @@ export class FlatEncoder {
     this.ensure(enc.length);
     this.buf.set(enc, this.pos);
     this.pos += enc.length;
-  }
-
-  private mapHeader(n: number): void {
-    this.ensure(5);
-    if (n < 16) this.buf[this.pos++] = 0x80 | n;
-    else if (n < 0x10000) {
-      this.buf[this.pos++] = 0xde;
-      this.view.setUint16(this.pos, n);
-      this.pos += 2;
-    } else {
-      this.buf[this.pos++] = 0xdf;
-      this.view.setUint32(this.pos, n);
-      this.pos += 4;
-    }
   }
 
   private arrayHeader(n: number): void {

@@ -42,4 +42,16 @@ describe('FlatEncoder', () => {
     expect(enc.encode({ a: 1n })).toBeUndefined();
     expect(enc.encode({ a: [[[1]]] })).toBeUndefined();
   });
+
+  it('leaves earlier results intact: payloads are never overwritten by later encodes', () => {
+    const enc = new FlatEncoder();
+    const kept: Array<[Uint8Array, Buffer]> = [];
+    // Enough bytes to roll over the shared slab several times, with messages of varied sizes.
+    for (let i = 0; i < 20_000; i++) {
+      const msg = { type: 'price', seq: i, pad: 'x'.repeat(i % 300), levels: Array.from({ length: i % 25 }, (_, j) => [j / 100, i]) };
+      const got = enc.encode(msg)!;
+      if (i % 7 === 0) kept.push([got, Buffer.from(reference.encode(msg))]);
+    }
+    for (const [got, want] of kept) expect(Buffer.from(got)).toEqual(want);
+  });
 });

@@ -86,9 +86,6 @@ export function microsToString(m: number): string {
   return `${int}.${String(frac).padStart(6, '0').replace(/0+$/, '')}`;
 }
 
-const byDesc = (a: number, b: number) => b - a;
-const byAsc = (a: number, b: number) => a - b;
-
 /**
  * Local L2 book for one token. Prices and sizes are integer micros (the venue's 6-decimal grid), so
  * level keys are exact and "0.50" and ".5" are the same level. The venue lists levels best LAST;
@@ -178,16 +175,20 @@ export class L2Book {
 
   /** Up to `depth` levels per side, best first (bids descending, asks ascending). */
   levels(depth: number): { bids: WireLevel[]; asks: WireLevel[] } {
-    return { bids: side(this.bids, depth, byDesc), asks: side(this.asks, depth, byAsc) };
+    return { bids: side(this.bids, depth, true), asks: side(this.asks, depth, false) };
   }
 }
 
-function side(m: Map<number, number>, depth: number, order: (a: number, b: number) => number): WireLevel[] {
-  const prices = [...m.keys()].sort(order);
-  const n = Math.min(depth, prices.length);
+function side(m: Map<number, number>, depth: number, descending: boolean): WireLevel[] {
+  // A typed array sorts numerically without a comparator call per pair.
+  const prices = new Float64Array(m.size);
+  let k = 0;
+  for (const p of m.keys()) prices[k++] = p;
+  prices.sort();
+  const n = Math.min(depth, k);
   const out: WireLevel[] = new Array<WireLevel>(n);
   for (let i = 0; i < n; i++) {
-    const p = prices[i]!;
+    const p = prices[descending ? k - 1 - i : i]!;
     out[i] = [p / 1_000_000, m.get(p)! / 1_000_000];
   }
   return out;

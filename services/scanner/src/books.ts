@@ -52,10 +52,27 @@ export interface BookKeeperOptions {
 /** Why a book stopped being trusted; counted per reason. */
 export type UntrustReason = 'crossed' | 'out_of_order' | 'disconnected' | 'tick_size' | 'top_mismatch' | 'stale_asset' | 'incomplete' | 'parse_error';
 
+type Top = [bid: number | null, bidSize: number, ask: number | null, askSize: number];
+
+/** The checkpoint's text form of a top (`bid/bidSize/ask/askSize`, `null` for an empty side). */
+const topKey = (t: Top | undefined): string => (t ? `${t[0]}/${t[1]}/${t[2]}/${t[3]}` : '');
+
+function parseTopKey(key: string): Top | undefined {
+  const f = key.split('/');
+  if (f.length !== 4) return undefined;
+  const num = (x: string) => (x === 'null' ? null : Number(x));
+  const t: Top = [num(f[0]!), Number(f[1]), num(f[2]!), Number(f[3])];
+  return t.every((x) => x === null || Number.isFinite(x)) ? t : undefined;
+}
+
 interface BookState {
   book: L2Book;
-  /** Top of book last published on `price.<token>`, to publish on change only. */
-  lastTop?: string;
+  /** Top of book last published on `price.<token>` (bid, bid size, ask, ask size), to publish on change only. */
+  lastTop?: Top;
+  /** Topics built once per token: a fresh string per message costs a hash in every lookup downstream. */
+  priceTopic: string;
+  bookTopic: string;
+  tradeTopic: string;
   lastBookAt: number;
   bookDirty: boolean;
   /** Pipeline time since which the book has been untrusted (for untrusted-seconds). */
@@ -117,7 +134,15 @@ export class BookKeeper {
       if (!this.tokens.has(id)) added.push(id);
       this.tokens.set(id, info);
       if (!this.states.has(id)) {
-        this.states.set(id, { book: new L2Book(id, info.tickSize), lastBookAt: -Infinity, bookDirty: false, lastEventAt: this.now });
+        this.states.set(id, {
+          book: new L2Book(id, info.tickSize),
+          lastBookAt: -Infinity,
+          bookDirty: false,
+          lastEventAt: this.now,
+          priceTopic: topics.price(id),
+          bookTopic: topics.book(id),
+          tradeTopic: topics.trade(id),
+        });
       }
     }
     for (const id of removed) {
@@ -251,8 +276,10 @@ export class BookKeeper {
   }
 
   private onPriceChange(ev: NPriceChange): void {
-    const touched = new Set<BookState>();
-    const lastTop = new Map<BookState, NLevelChange>();
+    // A frame touches one or two books: short arrays beat a Set and a Map per frame.
+    const touched: BookState[] = [];
+    const lastTop: BookState[] = [];
+    const lastTopCh: NLevelChange[] = [];
     for (const ch of ev.changes) {
       const st = this.stateOf(ch.token);
       if (!st) continue;
@@ -287,11 +314,19 @@ export class BookKeeper {
         continue;
       }
       b.applyChange(ch.side, ch.price, ch.size, ev.venueTs, ch.hash);
-      touched.add(st);
-      if (ch.bestBid !== undefined || ch.bestAsk !== undefined) lastTop.set(st, ch);
+      if (!touched.includes(st)) touched.push(st);
+      if (ch.bestBid !== undefined || ch.bestAsk !== undefined) {
+        const at = lastTop.indexOf(st);
+        if (at < 0) {
+          lastTop.push(st);
+          lastTopCh.push(ch);
+        } else lastTopCh[at] = ch;
+      }
     }
     // The venue states each asset's top after the change; only the last item of an asset is final.
-    for (const [st, ch] of lastTop) {
+    for (let i = 0; i < lastTop.length; i++) {
+      const st = lastTop[i]!;
+      const ch = lastTopCh[i]!;
       if (st.book.trusted && !this.topMatches(st.book, ch.bestBid, ch.bestAsk) && !st.book.isCrossed()) {
         this.counters.top_mismatch++;
         this.untrust(st, 'top_mismatch');
@@ -354,7 +389,7 @@ export class BookKeeper {
       venue_ts: ev.venueTs,
       recv_ts: ev.recvTs,
     };
-    if (this.opts.publish(topics.trade(ev.token), msg)) this.counters.trades++;
+    if (this.opts.publish(st?.tradeTopic ?? topics.trade(ev.token), msg)) this.counters.trades++;
   }
 
   private onBestBidAsk(ev: NBestBidAsk): void {
@@ -475,9 +510,9 @@ export class BookKeeper {
     if (!info) return;
     const b = st.book;
     const t = b.top();
-    const key = `${t.bid}/${t.bidSize}/${t.ask}/${t.askSize}`;
-    if (key !== st.lastTop || snapshot) {
-      st.lastTop = key;
+    const lt = st.lastTop;
+    if (snapshot || !lt || lt[0] !== t.bid || lt[1] !== t.bidSize || lt[2] !== t.ask || lt[3] !== t.askSize) {
+      st.lastTop = [t.bid, t.bidSize, t.ask, t.askSize];
       const price: Unstamped<PriceMessage> = {
         type: 'price',
         token_id: b.tokenId,
@@ -491,7 +526,7 @@ export class BookKeeper {
         venue_ts: b.venueTs,
         recv_ts: recvTs,
       };
-      if (this.opts.publish(topics.price(b.tokenId), price)) this.counters.published_prices++;
+      if (this.opts.publish(st.priceTopic, price)) this.counters.published_prices++;
     }
     st.bookDirty = true;
     if (snapshot || this.now - st.lastBookAt >= this.opts.bookIntervalMs) this.publishDepth(st);
@@ -521,7 +556,7 @@ export class BookKeeper {
       venue_ts: b.venueTs,
       recv_ts: this.now,
     };
-    if (this.opts.publish(topics.book(b.tokenId), depth)) this.counters.published_books++;
+    if (this.opts.publish(st.bookTopic, depth)) this.counters.published_books++;
   }
 
   /** `books.snapshot` over scanner.rep: what a late joiner applies before the stream's newer updates. */
@@ -563,7 +598,7 @@ export class BookKeeper {
         ...(b.hash !== undefined ? { hash: b.hash } : {}),
         venueTs: b.venueTs,
         origin: b.snapshotOrigin,
-        lastTop: st.lastTop ?? '',
+        lastTop: topKey(st.lastTop),
         lastBookAt: Number.isFinite(st.lastBookAt) ? st.lastBookAt : -1,
       });
     }
@@ -579,7 +614,7 @@ export class BookKeeper {
       st.book.applySnapshot(cp.bids, cp.asks, cp.venueTs, cp.hash);
       st.book.snapshotOrigin = cp.origin;
       st.book.tickSize = cp.tickSize;
-      st.lastTop = cp.lastTop || undefined;
+      st.lastTop = cp.lastTop ? parseTopKey(cp.lastTop) : undefined;
       st.lastBookAt = cp.lastBookAt >= 0 ? cp.lastBookAt : -Infinity;
       st.lastEventAt = at;
       st.announced = true;

@@ -145,4 +145,29 @@ describe('BookKeeper', () => {
     k.apply(book([{ price: '0.40', size: '10' }], [{ price: '0.60', size: '10' }], 3_500));
     expect(k.untrustedMs()).toBe(1_500);
   });
+
+  it('a checkpoint restores books and the last published top: an unchanged top is not re-published', () => {
+    const a = keeper();
+    a.k.apply(book([{ price: '0.4', size: '10' }], [{ price: '0.6', size: '5' }], 1_000));
+    a.k.apply(change('BUY', '0.45', '3', 1_001));
+    const cps = a.k.checkpoint();
+    expect(cps).toHaveLength(1);
+    expect(cps[0]!.lastTop).toBe('450000/3000000/600000/5000000');
+    const b = keeper();
+    b.k.restore(cps, 2_000);
+    expect(b.k.book(T)!.levels(10)).toEqual(a.k.book(T)!.levels(10));
+    // A change below the top leaves the top as the live run last published it: no price message.
+    b.k.apply(change('BUY', '0.3', '1', 2_001));
+    expect(b.prices()).toHaveLength(0);
+    b.k.apply(change('SELL', '0.55', '2', 2_002));
+    expect(b.prices().map((p) => [p.bid, p.ask])).toEqual([[0.45, 0.55]]);
+    // An empty side round-trips as null.
+    const c = keeper();
+    c.k.apply(book([], [{ price: '0.6', size: '5' }], 1_000));
+    expect(c.k.checkpoint()[0]!.lastTop).toBe('null/0/600000/5000000');
+    const d = keeper();
+    d.k.restore(c.k.checkpoint(), 2_000);
+    d.k.apply(change('SELL', '0.7', '1', 2_001));
+    expect(d.prices()).toHaveLength(0);
+  });
 });
