@@ -831,13 +831,18 @@ export function decodeBody(body: Buffer, storedBuf: Buffer): RecordingRecord[] {
       const t = templates[tplIds.varint()];
       if (!t) throw new BadBlock('bad template id');
       const { parts, cols } = t;
-      data = parts[0]!;
+      // Joined, not `+=`: concatenation leaves a rope that JSON.parse must flatten first, which
+      // costs as much as the parse itself.
+      const pieces = new Array<string>(cols.length * 2 + 1);
+      pieces[0] = parts[0]!;
       for (let k = 0; k < cols.length; k++) {
         const c = cols[k]!;
         const v = c.values[c.pos++];
         if (v === undefined) throw new BadBlock('column underrun');
-        data += v + parts[k + 1]!;
+        pieces[2 * k + 1] = v;
+        pieces[2 * k + 2] = parts[k + 1]!;
       }
+      data = pieces.join('');
     } else if (kind & K_UTF16) {
       data = texts.take(texts.varint()).toString('utf16le');
     } else {
