@@ -6,6 +6,7 @@
  * to the general encoder.
  */
 const SLAB_BYTES = 256 * 1024;
+const CACHE_SLAB_BYTES = 64 * 1024;
 
 export class FlatEncoder {
   private buf = new Uint8Array(4096);
@@ -13,6 +14,8 @@ export class FlatEncoder {
   private pos = 0;
   private slab = new Uint8Array(SLAB_BYTES);
   private slabPos = 0;
+  private cacheSlab = new Uint8Array(CACHE_SLAB_BYTES);
+  private cacheSlabPos = 0;
   private readonly keyCache = new Map<string, Uint8Array>();
   /** Long string values repeat message after message (token and condition ids): keep their bytes. */
   private readonly valueCache = new Map<string, Uint8Array>();
@@ -89,15 +92,11 @@ export class FlatEncoder {
   }
 
   private key(k: string): void {
-    let enc = this.keyCache.get(k);
-    if (!enc) {
-      const start = this.pos;
-      this.str(k);
-      enc = this.buf.slice(start, this.pos);
-      this.pos = start;
-      if (this.keyCache.size < 1024) this.keyCache.set(k, enc);
-    }
-    this.copy(enc);
+    const enc = this.keyCache.get(k);
+    if (enc) return this.copy(enc);
+    const start = this.pos;
+    this.str(k);
+    if (this.keyCache.size < 1024) this.keyCache.set(k, this.stash(start));
   }
 
   /** Short runs are copied by hand: `set` costs more than the bytes it moves. */
@@ -148,18 +147,27 @@ export class FlatEncoder {
   }
 
   private cachedStr(v: string): void {
-    let enc = this.valueCache.get(v);
-    if (!enc) {
-      const start = this.pos;
-      this.str(v);
-      enc = this.buf.slice(start, this.pos);
-      this.pos = start;
-      if (this.valueCache.size >= 20_000) this.valueCache.clear();
-      this.valueCache.set(v, enc);
+    const enc = this.valueCache.get(v);
+    if (enc) return this.copy(enc);
+    // Written in place; a copy is kept in case it repeats (ids do, hashes do not).
+    const start = this.pos;
+    this.str(v);
+    if (this.valueCache.size >= 20_000) this.valueCache.clear();
+    this.valueCache.set(v, this.stash(start));
+  }
+
+  /** A copy of the bytes written since `start`, in the cache's own slab (see `take`). */
+  private stash(start: number): Uint8Array {
+    const n = this.pos - start;
+    if (n > CACHE_SLAB_BYTES / 4) return this.buf.slice(start, this.pos);
+    if (this.cacheSlabPos + n > CACHE_SLAB_BYTES) {
+      this.cacheSlab = new Uint8Array(CACHE_SLAB_BYTES);
+      this.cacheSlabPos = 0;
     }
-    this.ensure(enc.length);
-    this.buf.set(enc, this.pos);
-    this.pos += enc.length;
+    const out = this.cacheSlab.subarray(this.cacheSlabPos, this.cacheSlabPos + n);
+    out.set(this.buf.subarray(start, this.pos));
+    this.cacheSlabPos += n;
+    return out;
   }
 
   private arrayHeader(n: number): void {

@@ -92,8 +92,14 @@ export function microsToString(m: number): string {
  * the maps do not care about order, and reads sort best first.
  */
 export class L2Book {
-  readonly bids = new Map<number, number>();
-  readonly asks = new Map<number, number>();
+  private readonly bidLevels = new Map<number, number>();
+  private readonly askLevels = new Map<number, number>();
+  /**
+   * Level prices in ascending order, kept until a level appears or goes: most updates only
+   * change a size, and depth messages would otherwise sort every side every time.
+   */
+  private bidOrder: Float64Array | undefined;
+  private askOrder: Float64Array | undefined;
   /** A snapshot was applied since the last (re)connect; deltas without one are meaningless. */
   hasSnapshot = false;
   /** False once the book crossed after an update, until a fresh snapshot arrives. */
@@ -111,14 +117,23 @@ export class L2Book {
     public tickSize: string,
   ) {}
 
+  get bids(): ReadonlyMap<number, number> {
+    return this.bidLevels;
+  }
+
+  get asks(): ReadonlyMap<number, number> {
+    return this.askLevels;
+  }
+
   /** Replaces the whole book (WS `book` event or REST `/book`). */
   applySnapshot(bids: readonly VenueLevel[], asks: readonly VenueLevel[], ts: number, hash?: string): void {
-    this.bids.clear();
-    this.asks.clear();
-    for (const l of bids) setLevel(this.bids, l.price, l.size);
-    for (const l of asks) setLevel(this.asks, l.price, l.size);
-    this.bestBid = scanBest(this.bids, true);
-    this.bestAsk = scanBest(this.asks, false);
+    this.bidLevels.clear();
+    this.askLevels.clear();
+    this.bidOrder = this.askOrder = undefined;
+    for (const l of bids) setLevel(this.bidLevels, l.price, l.size);
+    for (const l of asks) setLevel(this.askLevels, l.price, l.size);
+    this.bestBid = scanBest(this.bidLevels, true);
+    this.bestAsk = scanBest(this.askLevels, false);
     this.hasSnapshot = true;
     this.trusted = true;
     this.hash = hash;
@@ -131,19 +146,25 @@ export class L2Book {
     const s = parseMicros(size ?? '0');
     if (!(p >= 0) || !(s >= 0)) return;
     if (side === 'BUY') {
+      const m = this.bidLevels;
       if (s === 0) {
-        this.bids.delete(p);
-        if (p === this.bestBid) this.bestBid = scanBest(this.bids, true);
+        if (m.delete(p)) this.bidOrder = undefined;
+        if (p === this.bestBid) this.bestBid = scanBest(m, true);
       } else {
-        this.bids.set(p, s);
+        if (!m.has(p)) this.bidOrder = undefined;
+        m.set(p, s);
         if (this.bestBid === null || p > this.bestBid) this.bestBid = p;
       }
-    } else if (s === 0) {
-      this.asks.delete(p);
-      if (p === this.bestAsk) this.bestAsk = scanBest(this.asks, false);
     } else {
-      this.asks.set(p, s);
-      if (this.bestAsk === null || p < this.bestAsk) this.bestAsk = p;
+      const m = this.askLevels;
+      if (s === 0) {
+        if (m.delete(p)) this.askOrder = undefined;
+        if (p === this.bestAsk) this.bestAsk = scanBest(m, false);
+      } else {
+        if (!m.has(p)) this.askOrder = undefined;
+        m.set(p, s);
+        if (this.bestAsk === null || p < this.bestAsk) this.bestAsk = p;
+      }
     }
     if (hash !== undefined) this.hash = hash;
     this.venueTs = ts;
@@ -151,8 +172,9 @@ export class L2Book {
 
   /** Drops all levels, e.g. after a disconnect: the next `book` snapshot rebuilds it. */
   invalidate(): void {
-    this.bids.clear();
-    this.asks.clear();
+    this.bidLevels.clear();
+    this.askLevels.clear();
+    this.bidOrder = this.askOrder = undefined;
     this.bestBid = this.bestAsk = null;
     this.hasSnapshot = false;
   }
@@ -163,8 +185,8 @@ export class L2Book {
     return {
       bid,
       ask,
-      bidSize: bid === null ? 0 : (this.bids.get(bid) ?? 0),
-      askSize: ask === null ? 0 : (this.asks.get(ask) ?? 0),
+      bidSize: bid === null ? 0 : (this.bidLevels.get(bid) ?? 0),
+      askSize: ask === null ? 0 : (this.askLevels.get(ask) ?? 0),
     };
   }
 
@@ -175,16 +197,22 @@ export class L2Book {
 
   /** Up to `depth` levels per side, best first (bids descending, asks ascending). */
   levels(depth: number): { bids: WireLevel[]; asks: WireLevel[] } {
-    return { bids: side(this.bids, depth, true), asks: side(this.asks, depth, false) };
+    this.bidOrder ??= sortedPrices(this.bidLevels);
+    this.askOrder ??= sortedPrices(this.askLevels);
+    return { bids: side(this.bidLevels, this.bidOrder, depth, true), asks: side(this.askLevels, this.askOrder, depth, false) };
   }
 }
 
-function side(m: Map<number, number>, depth: number, descending: boolean): WireLevel[] {
-  // A typed array sorts numerically without a comparator call per pair.
+/** A typed array sorts numerically without a comparator call per pair. */
+function sortedPrices(m: Map<number, number>): Float64Array {
   const prices = new Float64Array(m.size);
   let k = 0;
   for (const p of m.keys()) prices[k++] = p;
-  prices.sort();
+  return prices.sort();
+}
+
+function side(m: Map<number, number>, prices: Float64Array, depth: number, descending: boolean): WireLevel[] {
+  const k = prices.length;
   const n = Math.min(depth, k);
   const out: WireLevel[] = new Array<WireLevel>(n);
   for (let i = 0; i < n; i++) {

@@ -71,6 +71,9 @@ interface BookState {
   lastTop?: Top;
   /** Topics built once per token: a fresh string per message costs a hash in every lookup downstream. */
   priceTopic: string;
+  /** The book's tick size as last parsed for depth messages. */
+  tickText?: string;
+  tick: number;
   bookTopic: string;
   tradeTopic: string;
   lastBookAt: number;
@@ -140,6 +143,7 @@ export class BookKeeper {
           bookDirty: false,
           lastEventAt: this.now,
           priceTopic: topics.price(id),
+          tick: 0,
           bookTopic: topics.book(id),
           tradeTopic: topics.trade(id),
         });
@@ -544,7 +548,12 @@ export class BookKeeper {
     st.lastBookAt = this.now;
     const b = st.book;
     const { bids, asks } = b.levels(this.depth);
-    const tick = Number(b.tickSize);
+    // Parsed once per tick size rather than per message.
+    if (st.tickText !== b.tickSize) {
+      st.tickText = b.tickSize;
+      st.tick = Number(b.tickSize);
+    }
+    const tick = st.tick;
     const depth: Unstamped<BookMessage> = {
       type: 'book',
       token_id: b.tokenId,
@@ -552,7 +561,8 @@ export class BookKeeper {
       bids,
       asks,
       tick_size: tick > 0 && tick <= 1 ? tick : 0.01,
-      ...(b.hash ? { hash: b.hash.slice(0, 128) } : {}),
+      // Undefined rather than a spread: one object shape for every depth message (not encoded).
+      hash: b.hash ? b.hash.slice(0, 128) : undefined,
       venue_ts: b.venueTs,
       recv_ts: this.now,
     };
@@ -589,7 +599,7 @@ export class BookKeeper {
     for (const [id, st] of this.states) {
       const b = st.book;
       if (!b.hasSnapshot || !b.trusted) continue;
-      const side = (m: Map<number, number>) => [...m].map(([p, s]) => ({ price: microsToString(p), size: microsToString(s) }));
+      const side = (m: ReadonlyMap<number, number>) => [...m].map(([p, s]) => ({ price: microsToString(p), size: microsToString(s) }));
       out.push({
         token: id,
         bids: side(b.bids),
@@ -641,7 +651,7 @@ export class BookKeeper {
 
 /** Whether a snapshot holds exactly the levels of a local book. */
 function sameLevels(b: L2Book, ev: NBook): boolean {
-  const side = (levels: readonly { price: string; size: string }[], map: Map<number, number>): boolean => {
+  const side = (levels: readonly { price: string; size: string }[], map: ReadonlyMap<number, number>): boolean => {
     let n = 0;
     for (const l of levels) {
       const s = parseMicros(l.size);

@@ -73,4 +73,26 @@ describe('L2Book', () => {
       }),
     );
   });
+
+  it('depth read between any updates equals a fresh sort of the levels', () => {
+    const price = fc.integer({ min: 1, max: 99 }).map((c) => (c / 100).toFixed(2));
+    const op = fc.record({ side: fc.constantFrom('BUY' as const, 'SELL' as const), price, size: fc.constantFrom('0', '1', '7.5', '300') });
+    fc.assert(
+      fc.property(fc.array(fc.tuple(op, fc.boolean()), { maxLength: 120 }), fc.integer({ min: 1, max: 30 }), (ops, depth) => {
+        const b = new L2Book('t', '0.01');
+        b.applySnapshot([{ price: '0.3', size: '1' }], [{ price: '0.7', size: '1' }], 1);
+        const expected = (m: ReadonlyMap<number, number>, desc: boolean) =>
+          [...m]
+            .sort((x, y) => (desc ? y[0] - x[0] : x[0] - y[0]))
+            .slice(0, depth)
+            .map(([p, s]) => [p / 1e6, s / 1e6]);
+        for (const [o, read] of ops) {
+          b.applyChange(o.side, o.price, o.size, 2);
+          if (read) expect(b.levels(depth)).toEqual({ bids: expected(b.bids, true), asks: expected(b.asks, false) });
+        }
+        expect(b.levels(depth)).toEqual({ bids: expected(b.bids, true), asks: expected(b.asks, false) });
+      }),
+      { numRuns: 300 },
+    );
+  });
 });
