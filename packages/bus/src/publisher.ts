@@ -25,6 +25,7 @@ export class BusPublisher {
   private readonly queue: SendQueue;
   private readonly log: BusLogger;
   private seq = 0;
+  private readonly envelope: { v: number; src: string; seq: number; ts: number };
   invalid = 0;
   /** Envelope time source; a replay sets it to the recording's clock so its output is reproducible. */
   clock: () => number = Date.now;
@@ -33,6 +34,7 @@ export class BusPublisher {
 
   constructor(private readonly opts: PublisherOptions) {
     this.log = opts.log ?? silentLogger;
+    this.envelope = { v: PROTOCOL_VERSION, src: opts.src, seq: 0, ts: 0 };
     this.sock = new Publisher({ sendHighWaterMark: opts.sendHighWaterMark ?? 10_000, linger: 500 });
     this.queue = new SendQueue(this.sock, opts.maxQueue ?? 100_000, (err) =>
       this.log.warn({ err, endpoint: opts.endpoint }, 'publish failed'),
@@ -51,7 +53,10 @@ export class BusPublisher {
   /** Stamps and queues a message; returns false if it was invalid or the queue was full. */
   publish<M extends BusMessage>(topic: string, msg: Unstamped<M>): boolean {
     const ts = this.clock();
-    const envelope = { v: PROTOCOL_VERSION, src: this.opts.src, seq: this.seq + 1, ts };
+    // One envelope object, refilled per message: the encoder reads it at once and keeps nothing.
+    const envelope = this.envelope;
+    envelope.seq = this.seq + 1;
+    envelope.ts = ts;
     if (this.opts.validate !== false) {
       const problem = this.codec.check({ ...msg, ...envelope } as BusMessage);
       if (problem) {
