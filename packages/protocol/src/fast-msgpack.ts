@@ -19,6 +19,7 @@ export class FlatEncoder {
   private readonly keyCache = new Map<string, Uint8Array>();
   /** Long string values repeat message after message (token and condition ids): keep their bytes. */
   private readonly valueCache = new Map<string, Uint8Array>();
+  private readonly probation = new Set<string>();
 
   /** Encodes `a`'s entries then `b`'s (the envelope) as one map; undefined if a value is unsupported. */
   encode(a: Record<string, unknown>, b?: Record<string, unknown>): Uint8Array | undefined {
@@ -132,8 +133,11 @@ export class FlatEncoder {
           this.arrayHeader(len);
           for (let i = 0; i < len; i++) {
             const x: unknown = v[i];
+            // Numbers straight to `num`: through the generic call a double from a level tuple
+            // would be boxed first, one heap number per price and size.
+            if (typeof x === 'number') this.num(x);
             // @msgpack writes undefined inside arrays as nil.
-            if (x === undefined) {
+            else if (x === undefined) {
               this.ensure(1);
               this.buf[this.pos++] = 0xc0;
             } else if (!this.value(x, depth + 1)) return false;
@@ -149,9 +153,16 @@ export class FlatEncoder {
   private cachedStr(v: string): void {
     const enc = this.valueCache.get(v);
     if (enc) return this.copy(enc);
-    // Written in place; a copy is kept in case it repeats (ids do, hashes do not).
     const start = this.pos;
     this.str(v);
+    // Ids repeat, hashes never do: a string is kept only when seen again while on probation, so
+    // a stream of unique hashes churns a small young set instead of filling the long-lived cache.
+    if (!this.probation.has(v)) {
+      if (this.probation.size >= 4096) this.probation.clear();
+      this.probation.add(v);
+      return;
+    }
+    this.probation.delete(v);
     if (this.valueCache.size >= 20_000) this.valueCache.clear();
     this.valueCache.set(v, this.stash(start));
   }

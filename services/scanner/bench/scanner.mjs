@@ -6,24 +6,30 @@
 //   (b) replay at max speed: the same frames written as a recording, replayed through `replay.start`
 //       over scanner.rep (read + decompress + the same pipeline) — events per second;
 //   (c) size: the recording (raw frames + the bus events a scanner publishes for them) against the
-//       same records as JSON lines.
+//       same records as JSON lines;
+//   (d) where an event's time goes on one thread, stage by stage (read, JSON.parse, processors,
+//       books, msgpack encode, ZeroMQ send), and the single-thread ceiling those stages set.
 // Runs against the built dist (`pnpm bench:scanner` builds first). BENCH_SCANNER_EVENTS sets the
 // stream length (default 300,000), BENCH_SCANNER_MARKETS the markets (default 100).
 import { rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { BusRequester, resolveEndpoints } from '@polybot/bus';
+import { BusPublisher, BusRequester, resolveEndpoints } from '@polybot/bus';
 import { loadConfig, ServiceRunner } from '@polybot/core';
+import { Codec } from '@polybot/protocol';
 import { tempDataDir } from '@polybot/testkit';
 import {
+  BookKeeper,
   createScannerService,
+  processMarketFrame,
   RecordingReader,
   ScannerConfig,
   syntheticFrames,
   syntheticGammaFrame,
   writeRecording,
 } from '@polybot/scanner';
+import { processGammaFrame } from '../dist/processors/gamma.js';
 import { jsonLinesSize, syntheticRecording } from '../dist/recording/index.js';
 
 const EVENTS = Number(process.env.BENCH_SCANNER_EVENTS ?? 300_000);
@@ -34,6 +40,7 @@ const tmp = tempDataDir('pbbench-scanner');
 let runner;
 let sub;
 let req;
+let stagePub;
 try {
   const frames = [syntheticGammaFrame(gen), ...syntheticFrames(gen)];
   // Level updates (one per price_changes entry, one per book) for those who count book deltas.
@@ -135,6 +142,67 @@ try {
     `(c) recording of ${recs.length.toLocaleString()} records: ${(w.bytes / 1e6).toFixed(2)} MB vs ${(jsonl / 1e6).toFixed(2)} MB as JSON lines = ` +
       `1/${(1 / ratio).toFixed(1)} (raw venue frames alone: 1/${(1 / ratioRaw).toFixed(1)}); ${(w.bytes / recs.length).toFixed(1)} bytes per record`,
   );
+  // (d) stage by stage on this thread: passes over the recording that each add one stage (read;
+  // + JSON.parse; + processors; + books; + msgpack encode; + ZeroMQ send on a PUB socket of its
+  // own with nobody attached), streaming as a replay does. A stage's cost is its pass minus the one
+  // before; their sum is one event's cost and 1e6 / sum the one-thread ceiling.
+  stagePub = new BusPublisher({ endpoint: `ipc://${join(tmp.dir, 'stage.sock')}`, mode: 'bind', src: 'stage', validate: false, maxQueue: 1_000_000 });
+  await stagePub.start();
+  const tokens = new Map();
+  for (const mk of processGammaFrame(frames[0].data)) for (const tk of mk.tokens) tokens.set(tk.tokenId, { conditionId: mk.conditionId, outcome: tk.outcome, tickSize: mk.tickSize });
+  const codec = new Codec();
+  const env = { v: 1, src: 'stage', seq: 0, ts: 0 };
+  const publishers = [
+    () => true,
+    (topic, msg) => {
+      env.seq++;
+      return codec.encodeWith(topic, msg, env).length > 0;
+    },
+    (topic, msg) => stagePub.publish(topic, msg),
+  ];
+  async function pass(level) {
+    const keeper = new BookKeeper({
+      publish: publishers[Math.max(0, level - 3)],
+      requestSnapshot() {},
+      bookIntervalMs: config.POLYBOT_SCANNER_BOOK_INTERVAL_MS,
+      depth: config.POLYBOT_SCANNER_BOOK_DEPTH,
+      log: { warn() {}, info() {} },
+    });
+    keeper.setTokens(tokens);
+    const reader = await RecordingReader.open(recDir);
+    let n = 0;
+    const t = process.hrtime.bigint();
+    for (const r of reader.records()) {
+      if (r.kind !== 'raw' || r.source !== 'market') continue;
+      n++;
+      if (level === 1) {
+        if (r.data !== 'PONG') JSON.parse(r.data);
+      } else if (level >= 2) {
+        const res = processMarketFrame(r.data, r.recvTs);
+        if (level >= 3) {
+          for (const ev of res.events) keeper.apply(ev);
+          keeper.flush(r.recvTs);
+        }
+      }
+      // Let the send queue drain as a replay's yields do.
+      if (level === 5 && n % 2000 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    if (level === 5) await stagePub.drain(60_000);
+    return Number(process.hrtime.bigint() - t) / 1e3 / n;
+  }
+  // Passes 0..5 (book-only, then encoding, then sending publishers); a warm-up pass first.
+  await pass(5);
+  const cum = [];
+  for (const level of [0, 1, 2, 3, 4, 5]) cum.push(await pass(level));
+  const names = ['read', 'json_parse', 'processors', 'books', 'encode', 'send'];
+  const stages = Object.fromEntries(names.map((k, i) => [k, Math.max(0, cum[i] - (i ? cum[i - 1] : 0))]));
+  const total = cum[5];
+  const fmt = (x) => x.toFixed(1);
+  console.log(
+    `(d) one event on one thread (µs): read ${fmt(stages.read)}, JSON.parse ${fmt(stages.json_parse)}, processors ${fmt(stages.processors)}, ` +
+      `books ${fmt(stages.books)}, encode ${fmt(stages.encode)}, send ${fmt(stages.send)} = ${fmt(total)} µs: ` +
+      `at most ${Math.round(1e6 / total).toLocaleString()} events/s replayed on one thread`,
+  );
   console.log(`targets: processing >= 50,000 events/s, replay >= 100,000 events/s, size <= 1/10 of JSON lines`);
   console.log(
     JSON.stringify({
@@ -149,10 +217,13 @@ try {
       events: eventsA,
       subscriber_received: received,
       published: m.published_prices + m.published_books + m.trades,
+      stage_us: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, Number(v.toFixed(2))])),
+      single_thread_ceiling_events_per_s: Math.round(1e6 / total),
     }),
   );
 } finally {
   await req?.close();
+  await stagePub?.close();
   if (sub) {
     await new Promise((r) => setTimeout(r, 300));
     sub.postMessage('stop');
