@@ -128,26 +128,45 @@ export class FlatEncoder {
           this.buf[this.pos++] = 0xc0;
           return true;
         }
-        if (Array.isArray(v) && depth < 2) {
-          const len = v.length;
-          this.arrayHeader(len);
-          for (let i = 0; i < len; i++) {
-            const x: unknown = v[i];
-            // Numbers straight to `num`: through the generic call a double from a level tuple
-            // would be boxed first, one heap number per price and size.
-            if (typeof x === 'number') this.num(x);
-            // @msgpack writes undefined inside arrays as nil.
-            else if (x === undefined) {
-              this.ensure(1);
-              this.buf[this.pos++] = 0xc0;
-            } else if (!this.value(x, depth + 1)) return false;
-          }
-          return true;
-        }
+        if (Array.isArray(v) && depth < 2) return depth === 0 ? this.outerArray(v) : this.innerArray(v);
         return false;
       default:
         return false;
     }
+  }
+
+  // Arrays in two methods (the outer one and its elements' arrays, e.g. book levels of
+  // [price, size]): each element read then sees few array kinds and stays fast.
+  private outerArray(v: unknown[]): boolean {
+    const len = v.length;
+    this.arrayHeader(len);
+    for (let i = 0; i < len; i++) {
+      const x: unknown = v[i];
+      if (Array.isArray(x)) {
+        if (!this.innerArray(x)) return false;
+      } else if (!this.element(x, 1)) return false;
+    }
+    return true;
+  }
+
+  private innerArray(v: unknown[]): boolean {
+    const len = v.length;
+    this.arrayHeader(len);
+    for (let i = 0; i < len; i++) {
+      const x: unknown = v[i];
+      // Numbers straight to `num`: through the generic call a double would be boxed first.
+      if (typeof x === 'number') this.num(x);
+      else if (!this.element(x, 2)) return false;
+    }
+    return true;
+  }
+
+  /** An array element: as `value`, except that @msgpack writes undefined inside arrays as nil. */
+  private element(x: unknown, depth: number): boolean {
+    if (x !== undefined) return this.value(x, depth);
+    this.ensure(1);
+    this.buf[this.pos++] = 0xc0;
+    return true;
   }
 
   private cachedStr(v: string): void {
