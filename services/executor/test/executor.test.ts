@@ -492,7 +492,8 @@ describe('executor against the simulator', () => {
     // Filled: 2 A YES buys + 1 sell, C buy + sell, A NO, B maker, NEG; canceled: 3 on request + the FAK; rejected: 4.
     const m = await waitFor(() => {
       const x = latestMetrics();
-      return x && x.orders_filled === 8 && x.orders_canceled === 4 && x.orders_rejected === 4 ? x : undefined;
+      // A fill can arrive on the user channel before its POST answer is counted: wait for both.
+      return x && x.orders_filled === 8 && x.orders_canceled === 4 && x.orders_rejected === 4 && x.venue_posts_accepted === 12 && x.venue_posts_rejected === 4 ? x : undefined;
     }, { what: 'metrics', ...WAIT });
     expect(m).toMatchObject({
       execution_mode: 'sim',

@@ -186,6 +186,8 @@ interface Round {
   startedSent: boolean;
   endingSent: boolean;
   lookupAttempts: number;
+  /** The lookup backoff started over at the window start (once, by the lookup or the start timer). */
+  backoffRestarted?: boolean;
   /** Resolution polling began (at most one poll chain per round). */
   polling: boolean;
   resolveStartedAt: number;
@@ -448,6 +450,9 @@ class AssetWatcher {
       this.forget(r);
       return;
     }
+    // A lookup due at the start itself can run before the start timer: restart the backoff here too,
+    // or its retry would still wait the long pre-start interval.
+    this.restartBackoffAtStart(r);
     this.s.lookups++;
     r.lookupAttempts++;
     let res: Awaited<ReturnType<AssetWatcher['fetchMarket']>>;
@@ -526,9 +531,16 @@ class AssetWatcher {
     }
   }
 
+  /** Still looking at the start: from now on each second counts, so the backoff starts over, once. */
+  private restartBackoffAtStart(r: Round): void {
+    if (r.phase === 'lookup' && !r.backoffRestarted && this.now() >= r.startMs) {
+      r.backoffRestarted = true;
+      r.lookupAttempts = 0;
+    }
+  }
+
   private maybeStarted(r: Round): void {
-    // Still looking at the start: from now on each second counts, so the backoff starts over.
-    if (r.phase === 'lookup' && this.now() >= r.startMs) r.lookupAttempts = 0;
+    this.restartBackoffAtStart(r);
     if (r.phase !== 'found' || r.startedSent) return;
     const now = this.now();
     if (now < r.startMs || now >= r.endMs) return;
