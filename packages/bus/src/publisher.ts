@@ -35,10 +35,7 @@ export class BusPublisher {
   constructor(private readonly opts: PublisherOptions) {
     this.log = opts.log ?? silentLogger;
     this.envelope = { v: PROTOCOL_VERSION, src: opts.src, seq: 0, ts: 0 };
-    // sendTimeout 0: a PUB socket never blocks (it drops for a subscriber past its high-water mark),
-    // so zeromq.js can skip its per-send readiness poll and every 513th-send event-loop round trip;
-    // the send queue yields to the event loop itself.
-    this.sock = new Publisher({ sendHighWaterMark: opts.sendHighWaterMark ?? 10_000, linger: 500, sendTimeout: 0 });
+    this.sock = new Publisher({ sendHighWaterMark: opts.sendHighWaterMark ?? 10_000, linger: 500 });
     this.queue = new SendQueue(this.sock, opts.maxQueue ?? 100_000, (err) =>
       this.log.warn({ err, endpoint: opts.endpoint }, 'publish failed'),
     );

@@ -5,9 +5,6 @@ interface Sender extends Pick<Socket, 'closed'> {
   send(frames: Frames): Promise<void>;
 }
 
-/** Sends between turns of the event loop. */
-const YIELD_EVERY = 512;
-
 /**
  * zeromq.js allows one pending send per socket (a second one rejects with EBUSY), so every
  * wrapper funnels its sends through this bounded FIFO.
@@ -16,7 +13,6 @@ export class SendQueue {
   private items: Frames[] = [];
   private head = 0;
   private pumping = false;
-  private sinceYield = 0;
   private idleWaiters: Array<() => void> = [];
   sent = 0;
   dropped = 0;
@@ -57,11 +53,6 @@ export class SendQueue {
           this.onError(err);
         }
         this.head++;
-        // Sends that complete at once resolve in microtasks: let timers and I/O in now and then.
-        if (++this.sinceYield >= YIELD_EVERY) {
-          this.sinceYield = 0;
-          await new Promise((r) => setImmediate(r));
-        }
         if (this.head > 1024 && this.head * 2 > this.items.length) {
           this.items = this.items.slice(this.head);
           this.head = 0;
