@@ -149,7 +149,9 @@ describe('executor on the simulator', () => {
     const before = cash();
     const s = signal({ token_id: feeToken, market: g.conditionId, size: 20 });
     pusher.push('signal', s);
-    await waitFor(() => (orderOf(s.id)?.status === 'filled' ? true : undefined), { what: 'fee order filled', timeoutMs: 20_000 });
+    const sig = () => db.prepare('SELECT status, code, reason FROM signals WHERE id = ?').get(s.id) as Row | undefined;
+    await waitFor(() => (orderOf(s.id)?.status === 'filled' || sig()?.status === 'denied' ? true : undefined), { what: 'fee order filled', timeoutMs: 30_000 });
+    expect(orderOf(s.id)?.status, JSON.stringify({ signal: sig(), order: orderOf(s.id) })).toBe('filled');
     await settled();
     const trades = db.prepare('SELECT t.* FROM trades t JOIN orders o ON o.order_id = t.order_id WHERE o.signal_id = ?').all(s.id) as Array<Row>;
     const fee = trades.reduce((n, t) => n + toMicros(t.fee), 0n);
