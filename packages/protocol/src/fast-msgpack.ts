@@ -128,8 +128,8 @@ export class FlatEncoder {
           this.buf[this.pos++] = 0xc0;
           return true;
         }
-        if (Array.isArray(v) && depth < 2) return depth === 0 ? this.outerArray(v) : this.innerArray(v);
-        return false;
+        // Arrays nest two deep at most; the outer one hands its own arrays to `innerArray`.
+        return Array.isArray(v) && depth === 0 && this.outerArray(v);
       default:
         return false;
     }

@@ -71,11 +71,11 @@ interface BookState {
   lastTop?: Top;
   /** Topics built once per token: a fresh string per message costs a hash in every lookup downstream. */
   priceTopic: string;
+  bookTopic: string;
+  tradeTopic: string;
   /** The book's tick size as last parsed for depth messages. */
   tickText?: string;
   tick: number;
-  bookTopic: string;
-  tradeTopic: string;
   lastBookAt: number;
   bookDirty: boolean;
   /** Pipeline time since which the book has been untrusted (for untrusted-seconds). */
@@ -143,9 +143,9 @@ export class BookKeeper {
           bookDirty: false,
           lastEventAt: this.now,
           priceTopic: topics.price(id),
-          tick: 0,
           bookTopic: topics.book(id),
           tradeTopic: topics.trade(id),
+          tick: 0,
         });
       }
     }
