@@ -43,11 +43,12 @@ describe('the whole stack on the simulator', () => {
   });
 
   it('discovers the simulator markets and streams live prices over /ws', async () => {
+    const sim = await getJson<Array<{ conditionId: string }>>(`http://127.0.0.1:${stack.simPort}/markets?limit=500`);
+    // Round markets are listed as soon as they are pinned, which can be before discovery's first pass.
     const { markets } = await waitFor(async () => {
       const r = await getJson<{ markets: Market[] }>(`${stack.api}/api/markets`);
-      return r.markets.length > 0 ? r : null;
+      return r.markets.length >= sim.length ? r : null;
     }, { what: 'markets' });
-    const sim = await getJson<Array<{ conditionId: string }>>(`http://127.0.0.1:${stack.simPort}/markets?limit=500`);
     expect(new Set(markets.map((m) => m.condition_id))).toEqual(new Set(sim.map((m) => m.conditionId)));
 
     const ws = new WebSocket(`ws://127.0.0.1:${stack.apiPort}/ws`);

@@ -267,6 +267,9 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Scanne
           }
           pinned.clear();
           for (const m of list) pinned.set(m.conditionId, m);
+          // Listed too, so /api/markets names every market whose prices stream (a round's market is
+          // often pinned before discovery next runs).
+          registry?.upsert(list);
           applyMarkets();
           return;
         }
