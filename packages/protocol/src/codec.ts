@@ -9,6 +9,7 @@ import {
   SignalEvent,
   type BusMessage,
 } from './messages.js';
+import { BAIL, FlatDecoder } from './fast-decode.js';
 import { FlatEncoder } from './fast-msgpack.js';
 import { MAX_TOPIC_BYTES, TOPIC_ROOT } from './topics.js';
 
@@ -89,6 +90,7 @@ export class Codec {
   private readonly flat = new FlatEncoder();
   private readonly topicCache = new Map<string, Buffer>();
   private readonly decoder: Decoder;
+  private readonly flatDecoder: FlatDecoder;
   readonly limits: CodecLimits;
 
   constructor(limits: Partial<CodecLimits> = {}) {
@@ -100,6 +102,7 @@ export class Codec {
       maxMapLength: this.limits.maxMapLength,
       maxExtLength: 0,
     });
+    this.flatDecoder = new FlatDecoder(this.limits, FORBIDDEN_KEYS);
   }
 
   /** Checks a message against its schema; returns the first problem or null. */
@@ -143,15 +146,19 @@ export class Codec {
       return { ok: false, code: 'too_large', reason: `payload of ${payload.byteLength} bytes exceeds ${this.limits.maxPayloadBytes}`, topic };
     }
     let value: unknown;
+    let forbidden: boolean | undefined;
     try {
-      value = this.decoder.decode(payload);
+      value = this.flatDecoder.decode(payload);
+      // Whatever the fast reader is unsure of, the general decoder decides.
+      if (value === BAIL) value = this.decoder.decode(payload);
+      else forbidden = this.flatDecoder.flagged;
     } catch (err) {
       return { ok: false, code: 'msgpack', reason: (err as Error).message.slice(0, 200), topic };
     }
     if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array) {
       return { ok: false, code: 'not_map', reason: 'payload is not a msgpack map', topic };
     }
-    if (hasForbiddenKey(value)) {
+    if (forbidden ?? hasForbiddenKey(value)) {
       return { ok: false, code: 'forbidden_key', reason: 'payload contains a prototype key', topic };
     }
     const msg = value as Record<string, unknown>;
