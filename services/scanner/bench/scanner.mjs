@@ -7,8 +7,8 @@
 //       over scanner.rep (read + decompress + the same pipeline) — events per second;
 //   (c) size: the recording (raw frames + the bus events a scanner publishes for them) against the
 //       same records as JSON lines;
-//   (d) where an event's time goes on one thread, stage by stage (read, JSON.parse, processors,
-//       books, msgpack encode, ZeroMQ send), and the single-thread ceiling those stages set.
+//   (d) where an event's time goes on one thread, stage by stage (read, processors, books, msgpack
+//       encode, ZeroMQ send), and the single-thread ceiling those stages set.
 // Runs against the built dist (`pnpm bench:scanner` builds first). BENCH_SCANNER_EVENTS sets the
 // stream length (default 300,000), BENCH_SCANNER_MARKETS the markets (default 100).
 import { rmSync, writeFileSync } from 'node:fs';
@@ -23,6 +23,7 @@ import {
   BookKeeper,
   createScannerService,
   processMarketFrame,
+  processMarketValue,
   RecordingReader,
   ScannerConfig,
   syntheticFrames,
@@ -144,8 +145,9 @@ try {
     `(c) recording of ${recs.length.toLocaleString()} records: ${(w.bytes / 1e6).toFixed(2)} MB vs ${(jsonl / 1e6).toFixed(2)} MB as JSON lines = ` +
       `1/${(1 / ratio).toFixed(1)} (raw venue frames alone: 1/${(1 / ratioRaw).toFixed(1)}); ${(w.bytes / recs.length).toFixed(1)} bytes per record`,
   );
-  // (d) stage by stage on this thread: passes over the recording that each add one stage (read;
-  // + JSON.parse; + processors; + books; + msgpack encode; + ZeroMQ send on a PUB socket of its
+  // (d) stage by stage on this thread: passes over the recording that each add one stage (read,
+  // which for template frames includes building their JSON values; + processors, with JSON.parse
+  // for the frames read as text; + books; + msgpack encode; + ZeroMQ send on a PUB socket of its
   // own with nobody attached), streaming as a replay does. A stage's cost is its pass minus the one
   // before; their sum is one event's cost and 1e6 / sum the one-thread ceiling.
   stagePub = new BusPublisher({ endpoint: `ipc://${join(tmp.dir, 'stage.sock')}`, mode: 'bind', src: 'stage', validate: false, maxQueue: 1_000_000 });
@@ -164,7 +166,7 @@ try {
   ];
   async function pass(level) {
     const keeper = new BookKeeper({
-      publish: publishers[Math.max(0, level - 3)],
+      publish: publishers[Math.max(0, level - 2)],
       requestSnapshot() {},
       bookIntervalMs: config.POLYBOT_SCANNER_BOOK_INTERVAL_MS,
       depth: config.POLYBOT_SCANNER_BOOK_DEPTH,
@@ -174,36 +176,34 @@ try {
     const reader = await RecordingReader.open(recDir);
     let n = 0;
     const t = process.hrtime.bigint();
-    for (const r of reader.records()) {
+    for (const r of reader.records({ parsed: true })) {
       if (r.kind !== 'raw' || r.source !== 'market') continue;
       if (++n > STAGE_EVENTS) break;
-      if (level === 1) {
-        if (r.data !== 'PONG') JSON.parse(r.data);
-      } else if (level >= 2) {
-        const res = processMarketFrame(r.data, r.recvTs);
-        if (level >= 3) {
+      if (level >= 1) {
+        const res = r.parsed !== undefined ? processMarketValue(r.parsed, r.recvTs) : processMarketFrame(r.data, r.recvTs);
+        if (level >= 2) {
           for (const ev of res.events) keeper.apply(ev);
           keeper.flush(r.recvTs);
         }
       }
       // Let the send queue drain as a replay's yields do.
-      if (level === 5 && n % 2000 === 0) await new Promise((resolve) => setImmediate(resolve));
+      if (level === 4 && n % 2000 === 0) await new Promise((resolve) => setImmediate(resolve));
     }
-    if (level === 5) await stagePub.drain(60_000);
+    if (level === 4) await stagePub.drain(60_000);
     return Number(process.hrtime.bigint() - t) / 1e3 / Math.min(n, STAGE_EVENTS);
   }
   // A warm-up pass, then each level twice (best of two: the machine's noise only adds time).
-  await pass(5);
-  const cum = [Infinity, Infinity, Infinity, Infinity, Infinity, Infinity];
-  for (let round = 0; round < 2; round++) for (let level = 0; level < 6; level++) cum[level] = Math.min(cum[level], await pass(level));
+  await pass(4);
+  const names = ['read', 'processors', 'books', 'encode', 'send'];
+  const cum = names.map(() => Infinity);
+  for (let round = 0; round < 2; round++) for (let level = 0; level < names.length; level++) cum[level] = Math.min(cum[level], await pass(level));
   // Each pass includes the ones before, so a noisy later pass cannot fall below an earlier one.
-  for (let level = 1; level < 6; level++) cum[level] = Math.max(cum[level], cum[level - 1]);
-  const names = ['read', 'json_parse', 'processors', 'books', 'encode', 'send'];
+  for (let level = 1; level < names.length; level++) cum[level] = Math.max(cum[level], cum[level - 1]);
   const stages = Object.fromEntries(names.map((k, i) => [k, Math.max(0, cum[i] - (i ? cum[i - 1] : 0))]));
-  const total = cum[5];
+  const total = cum[names.length - 1];
   const fmt = (x) => x.toFixed(1);
   console.log(
-    `(d) one event on one thread (µs): read ${fmt(stages.read)}, JSON.parse ${fmt(stages.json_parse)}, processors ${fmt(stages.processors)}, ` +
+    `(d) one event on one thread (µs): read ${fmt(stages.read)}, processors ${fmt(stages.processors)}, ` +
       `books ${fmt(stages.books)}, encode ${fmt(stages.encode)}, send ${fmt(stages.send)} = ${fmt(total)} µs: ` +
       `at most ${Math.round(1e6 / total).toLocaleString()} events/s replayed on one thread`,
   );

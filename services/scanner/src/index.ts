@@ -12,7 +12,7 @@ import type { ScannerConfig } from './config.js';
 import { TypeMetrics } from './metrics.js';
 import type { Adapter, RawFrame } from './pipeline/types.js';
 import { processGammaFrame } from './processors/gamma.js';
-import { processMarketFrame, processRestBook, type FrameResult } from './processors/market.js';
+import { processMarketFrame, processMarketValue, processRestBook, type FrameResult } from './processors/market.js';
 import { newerOnly, processRtdsFrame, refPriceMessage, refPriceTopic } from './processors/rtds.js';
 import { applyRetention, RecordingWriter } from './recording/index.js';
 import { MarketRegistry } from './registry.js';
@@ -23,7 +23,7 @@ export { L2Book } from './book.js';
 export { BookKeeper } from './books.js';
 export { ScannerConfig } from './config.js';
 export { MarketRegistry, SCANNER_MIGRATIONS } from './registry.js';
-export { processMarketFrame, processRestBook, PROCESSORS, type NormalizedEvent } from './processors/market.js';
+export { processMarketFrame, processMarketValue, processRestBook, PROCESSORS, type NormalizedEvent } from './processors/market.js';
 export type { RawFrame, RecordingRecord } from './pipeline/types.js';
 export { RecordingReader, RecordingWriter, syntheticFrames, syntheticGammaFrame, syntheticMarkets, writeRecording } from './recording/index.js';
 
@@ -231,7 +231,10 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Scanne
     try {
       switch (frame.source) {
         case 'market':
-          applyEvents(processMarketFrame(frame.data, frame.recvTs), frame.recvTs);
+          applyEvents(
+            frame.parsed !== undefined ? processMarketValue(frame.parsed, frame.recvTs) : processMarketFrame(frame.data, frame.recvTs),
+            frame.recvTs,
+          );
           books.flush(frame.recvTs);
           return;
         case 'rest_book':

@@ -77,7 +77,7 @@ export class ReplayRun {
     const wallStart = Date.now();
     let sinceYield = 0;
     try {
-      for (const rec of this.reader.records()) {
+      for (const rec of this.reader.records({ parsed: true })) {
         if (this.stopRequested) break;
         const ts = rec.recvTs;
         firstTs ??= ts;
@@ -115,7 +115,8 @@ export class ReplayRun {
 
   private dispatch(rec: RecordingRecord): void {
     if (rec.kind === 'raw') {
-      this.hooks.frame({ source: rec.source, conn: rec.conn, recvTs: rec.recvTs, data: rec.data });
+      // The record itself: copying `data` out would make a template frame's text for nothing.
+      this.hooks.frame(rec);
       return;
     }
     for (const p of this.eventTopics) {

@@ -34,6 +34,11 @@ export interface RawFrame {
   recvTs: number;
   /** The frame exactly as received. */
   data: string;
+  /**
+   * The frame's JSON value when a replay built it without the text (what JSON.parse(data) gives);
+   * processors then skip the parse.
+   */
+  parsed?: unknown;
 }
 
 /** One record of a recording, in order of arrival. */

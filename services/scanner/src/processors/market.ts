@@ -386,6 +386,11 @@ export function processMarketFrame(text: string, recvTs: number): FrameResult {
     out.invalid.push({ type: 'frame', reason: 'json' });
     return out;
   }
+  return processMarketValue(data, recvTs, out);
+}
+
+/** As `processMarketFrame`, for a frame already parsed (a replayed template frame). */
+export function processMarketValue(data: unknown, recvTs: number, out: FrameResult = { events: [], invalid: [], unknown: [] }): FrameResult {
   if (Array.isArray(data)) for (const item of data) processObject(item, recvTs, out);
   else processObject(data, recvTs, out);
   return out;

@@ -29,6 +29,7 @@
 import { brotliCompressSync, brotliDecompressSync, constants as zc, crc32, createBrotliCompress, type BrotliCompress } from 'node:zlib';
 import { decode as msgpackDecode } from '@msgpack/msgpack';
 import type { FrameSource, RecordingRecord } from '../pipeline/types.js';
+import { plainText, templateBuilder, type TemplateBuilder } from './template-value.js';
 
 export const FORMAT_VERSION = 1;
 export const SEGMENT_MAGIC = 'PBRSEG01';
@@ -541,12 +542,17 @@ class Column {
   }
 }
 
-function decodeColumn(inp: In, stored: In): { name: string; values: string[] } {
+/**
+ * A column's values, and whether all of them can stand in a JSON string as they are (`plain`):
+ * numbers and hex always can; dictionary entries and text are checked here, once per entry.
+ */
+function decodeColumn(inp: In, stored: In): { name: string; values: string[]; plain: boolean } {
   const name = inp.str();
   const mode = inp.u8();
   const n = inp.varint();
   if (n > inp.buf.length * 8 + 1) throw new BadBlock('bad column length');
   const values: string[] = new Array<string>(n);
+  let plain = true;
   if (mode === M_INT) {
     let prev = 0;
     for (let i = 0; i < n; i++) values[i] = String((prev += unzigzag(inp.varint())));
@@ -554,7 +560,10 @@ function decodeColumn(inp: In, stored: In): { name: string; values: string[] } {
     const size = inp.varint();
     if (size > n) throw new BadBlock('bad dictionary');
     const dict: string[] = new Array<string>(size);
-    for (let i = 0; i < size; i++) dict[i] = inp.str();
+    for (let i = 0; i < size; i++) {
+      dict[i] = inp.str();
+      if (plain && !plainText(dict[i]!)) plain = false;
+    }
     for (let i = 0; i < n; i++) {
       const s = dict[inp.varint()];
       if (s === undefined) throw new BadBlock('bad dictionary index');
@@ -568,11 +577,14 @@ function decodeColumn(inp: In, stored: In): { name: string; values: string[] } {
   } else if (mode === M_DEC) {
     for (let i = 0; i < n; i++) values[i] = fromDec(inp.varint());
   } else if (mode === M_TEXT) {
-    for (let i = 0; i < n; i++) values[i] = inp.str();
+    for (let i = 0; i < n; i++) {
+      values[i] = inp.str();
+      if (plain && !plainText(values[i]!)) plain = false;
+    }
   } else {
     throw new BadBlock(`unknown column mode ${mode}`);
   }
-  return { name, values };
+  return { name, values, plain };
 }
 
 /** First-appearance dictionary for sources and topics. */
@@ -755,6 +767,39 @@ export function encodeBody(records: readonly RecordingRecord[]): EncodedBody {
   return { body: body.done(), stored: stored.done(), records: records.length, rawFrames, events, minTs, maxTs };
 }
 
+/**
+ * A template frame's text, joined, not `+=`: concatenation leaves a rope that JSON.parse must flatten
+ * first, which costs as much as the parse itself.
+ */
+function joinTemplate(parts: readonly string[], values: readonly string[]): string {
+  const pieces = new Array<string>(values.length * 2 + 1);
+  pieces[0] = parts[0]!;
+  for (let k = 0; k < values.length; k++) {
+    pieces[2 * k + 1] = values[k]!;
+    pieces[2 * k + 2] = parts[k + 1]!;
+  }
+  return pieces.join('');
+}
+
+/** A replayed template frame: its value is built; its text only when someone reads `data`. */
+class TemplateFrame {
+  readonly kind = 'raw' as const;
+  private text: string | undefined;
+
+  constructor(
+    readonly source: FrameSource,
+    readonly conn: number,
+    readonly recvTs: number,
+    readonly parsed: unknown,
+    private readonly parts: readonly string[],
+    private readonly values: readonly string[],
+  ) {}
+
+  get data(): string {
+    return (this.text ??= joinTemplate(this.parts, this.values));
+  }
+}
+
 function rebuildsTo(t: Template, values: string[], text: string): boolean {
   if (values.length !== t.cols.length) return false;
   const parts = t.parts;
@@ -763,8 +808,11 @@ function rebuildsTo(t: Template, values: string[], text: string): boolean {
   return s === text;
 }
 
-/** Decodes a block body; throws BadBlock (internal) on anything inconsistent. */
-export function decodeBody(body: Buffer, storedBuf: Buffer): RecordingRecord[] {
+/**
+ * Decodes a block body; throws BadBlock (internal) on anything inconsistent. With `parsed`, template
+ * frames come with their JSON value built from the columns and their text only made if read.
+ */
+export function decodeBody(body: Buffer, storedBuf: Buffer, parsed = false): RecordingRecord[] {
   const inp = new In(body);
   const count = inp.varint();
   if (count > body.length) throw new BadBlock('bad record count');
@@ -787,25 +835,26 @@ export function decodeBody(body: Buffer, storedBuf: Buffer): RecordingRecord[] {
   const strings: string[] = new Array<string>(nStrings);
   for (let i = 0; i < nStrings; i++) strings[i] = table.anyStr();
   const stored = new In(storedBuf);
-  const columns = new Map<string, { values: string[]; pos: number }>();
+  const columns = new Map<string, { values: string[]; pos: number; plain: boolean }>();
   const nCols = colsIn.varint();
   for (let i = 0; i < nCols; i++) {
     const c = decodeColumn(colsIn, stored);
-    columns.set(c.name, { values: c.values, pos: 0 });
+    columns.set(c.name, { values: c.values, pos: 0, plain: c.plain });
   }
-  const templates: { parts: string[]; cols: { values: string[]; pos: number }[] }[] = [];
+  const templates: { parts: string[]; cols: { values: string[]; pos: number }[]; build: TemplateBuilder['plain'] | null }[] = [];
   const nTpl = tpls.varint();
   for (let i = 0; i < nTpl; i++) {
     const t = makeTemplate(i, tpls.str());
     if (!t) throw new BadBlock('bad template');
-    templates.push({
-      parts: t.parts,
-      cols: t.cols.map((name) => {
-        const c = columns.get(name);
-        if (!c) throw new BadBlock('missing column');
-        return c;
-      }),
+    const cols = t.cols.map((name) => {
+      const c = columns.get(name);
+      if (!c) throw new BadBlock('missing column');
+      return c;
     });
+    const builder: TemplateBuilder | null = parsed ? templateBuilder(t.skeleton, t.cols.length) : null;
+    // Columns free of quotes, backslashes and control characters need no check per value.
+    const build = builder && (cols.every((c) => c.plain) ? builder.plain : builder.checked);
+    templates.push({ parts: t.parts, build, cols });
   }
 
   const out: RecordingRecord[] = new Array<RecordingRecord>(count);
@@ -830,19 +879,34 @@ export function decodeBody(body: Buffer, storedBuf: Buffer): RecordingRecord[] {
     if (kind & K_TEMPLATE) {
       const t = templates[tplIds.varint()];
       if (!t) throw new BadBlock('bad template id');
-      const { parts, cols } = t;
-      // Joined, not `+=`: concatenation leaves a rope that JSON.parse must flatten first, which
-      // costs as much as the parse itself.
-      const pieces = new Array<string>(cols.length * 2 + 1);
-      pieces[0] = parts[0]!;
+      const { parts, cols, build } = t;
+      if (build !== null) {
+        const values = new Array<string>(cols.length);
+        for (let k = 0; k < cols.length; k++) {
+          const c = cols[k]!;
+          const v = c.values[c.pos++];
+          if (v === undefined) throw new BadBlock('column underrun');
+          values[k] = v;
+        }
+        let value: unknown;
+        try {
+          value = build(values);
+        } catch {
+          // Not plain tokens: the text, parsed as before, decides what the frame is.
+          out[r] = { kind: 'raw', source, conn, recvTs, data: joinTemplate(parts, values) };
+          continue;
+        }
+        out[r] = new TemplateFrame(source, conn, recvTs, value, parts, values);
+        continue;
+      }
+      const pieces = new Array<string>(cols.length);
       for (let k = 0; k < cols.length; k++) {
         const c = cols[k]!;
         const v = c.values[c.pos++];
         if (v === undefined) throw new BadBlock('column underrun');
-        pieces[2 * k + 1] = v;
-        pieces[2 * k + 2] = parts[k + 1]!;
+        pieces[k] = v;
       }
-      data = pieces.join('');
+      data = joinTemplate(parts, pieces);
     } else if (kind & K_UTF16) {
       data = texts.take(texts.varint()).toString('utf16le');
     } else {
@@ -1022,9 +1086,9 @@ export function decompressChain(blocks: readonly ChainBlock[]): Buffer[] | null 
 }
 
 /** Decodes one block body (from `decompressChain`) into records, or null if it does not parse. */
-export function decodeBlockBody(h: BlockHeader, body: Buffer, data: Buffer): RecordingRecord[] | null {
+export function decodeBlockBody(h: BlockHeader, body: Buffer, data: Buffer, parsed = false): RecordingRecord[] | null {
   try {
-    const recs = decodeBody(body, data.subarray(h.compressedBytes, h.compressedBytes + h.storedBytes));
+    const recs = decodeBody(body, data.subarray(h.compressedBytes, h.compressedBytes + h.storedBytes), parsed);
     return recs.length === h.records ? recs : null;
   } catch {
     return null;

@@ -322,6 +322,11 @@ export interface ReadOptions {
   fromTs?: number;
   /** Only records with recvTs ≤ toTs. */
   toTs?: number;
+  /**
+   * Template frames with their JSON value built (`parsed`) and their text made only if read: what
+   * a replay wants. Off by default: the records then hold plain `data` strings.
+   */
+  parsed?: boolean;
 }
 
 export class RecordingReader {
@@ -426,7 +431,7 @@ export class RecordingReader {
           for (let i = 0; i < chain.length; i++) {
             const b = chain[i]!;
             if (!inRange(b.header) && !Number.isNaN(b.header.minTs) && !Number.isNaN(b.header.maxTs)) continue;
-            const recs = decodeBlockBody(b.header, bodies[i]!, b.data);
+            const recs = decodeBlockBody(b.header, bodies[i]!, b.data, opts.parsed === true);
             if (!recs) {
               this.corruptBlocksSeen++;
               continue;
