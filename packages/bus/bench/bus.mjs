@@ -48,7 +48,6 @@ async function child(dir) {
     src: 'bench-pub',
     // Large enough that the blast measures delivery, not drops at the high-water mark.
     sendHighWaterMark: 1_000_000,
-    maxQueue: 1_000_000,
   });
   const rep = new BusReplier({ endpoint: `ipc://${join(dir, 'rep')}`, src: 'bench-rep', handlers: {} });
   await pub.start();

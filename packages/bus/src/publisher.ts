@@ -10,9 +10,8 @@ export interface PublisherOptions {
   mode: 'bind' | 'connect';
   /** Publisher id stamped on every message (`src`). */
   src: string;
+  /** Messages held for a slow subscriber; past this ZeroMQ drops that subscriber's messages. */
   sendHighWaterMark?: number;
-  /** Messages waiting for ZeroMQ beyond this are dropped and counted. */
-  maxQueue?: number;
   /** Validate outbound messages against their schema (a failing one is a bug and is not sent). */
   validate?: boolean;
   log?: BusLogger;
@@ -35,10 +34,10 @@ export class BusPublisher {
   constructor(private readonly opts: PublisherOptions) {
     this.log = opts.log ?? silentLogger;
     this.envelope = { v: PROTOCOL_VERSION, src: opts.src, seq: 0, ts: 0 };
-    this.sock = new Publisher({ sendHighWaterMark: opts.sendHighWaterMark ?? 10_000, linger: 500 });
-    this.queue = new SendQueue(this.sock, opts.maxQueue ?? 100_000, (err) =>
-      this.log.warn({ err, endpoint: opts.endpoint }, 'publish failed'),
-    );
+    // sendTimeout 0: a PUB socket never waits to send, so every send completes on the call and the
+    // queue can hand messages over as they are published (see SendQueue).
+    this.sock = new Publisher({ sendHighWaterMark: opts.sendHighWaterMark ?? 10_000, linger: 500, sendTimeout: 0 });
+    this.queue = new SendQueue(this.sock, 0, (err) => this.log.warn({ err, endpoint: opts.endpoint }, 'publish failed'), true);
   }
 
   async start(): Promise<void> {

@@ -8,6 +8,13 @@ interface Sender extends Pick<Socket, 'closed'> {
 /**
  * zeromq.js allows one pending send per socket (a second one rejects with EBUSY), so every
  * wrapper funnels its sends through this bounded FIFO.
+ *
+ * `immediate` is for sockets that never wait to send (PUB with `sendTimeout: 0`: ZeroMQ drops for a
+ * subscriber past its high-water mark instead of blocking). Each message is then handed over at
+ * once, inside `enqueue`: nothing waits in a queue, and the cost of sending lands on the producer,
+ * which paces itself by it. With a waiting send, zeromq.js resolves at most 512 sends per event-loop
+ * turn, so a producer faster than that (a replay at full speed) built a backlog that was sent, or
+ * dropped, long after the producer had finished.
  */
 export class SendQueue {
   private items: Frames[] = [];
@@ -18,10 +25,18 @@ export class SendQueue {
   dropped = 0;
   failed = 0;
 
+  private readonly onLateError = (err: unknown) => {
+    if (this.sock.closed) return;
+    this.sent--;
+    this.failed++;
+    this.onError(err);
+  };
+
   constructor(
     private readonly sock: Sender,
     private readonly maxItems: number,
     private readonly onError: (err: unknown) => void,
+    private readonly immediate = false,
   ) {}
 
   get length(): number {
@@ -30,6 +45,22 @@ export class SendQueue {
 
   /** Returns false (and counts a drop) when the queue is full. */
   enqueue(frames: Frames): boolean {
+    if (this.immediate) {
+      if (this.sock.closed) {
+        this.dropped++;
+        return false;
+      }
+      try {
+        // Resolved (or rejected) before it returns: the next send may follow at once.
+        this.sock.send(frames).catch(this.onLateError);
+        this.sent++;
+        return true;
+      } catch (err) {
+        this.failed++;
+        this.onError(err);
+        return false;
+      }
+    }
     if (this.length >= this.maxItems) {
       this.dropped++;
       return false;

@@ -64,6 +64,39 @@ describe('PUB/SUB', () => {
     expect(statSync(join(tmp.dir, 'ipc')).mode & 0o777).toBe(0o700);
   });
 
+  it('hands every message to ZeroMQ as it is published: a burst from one synchronous loop arrives whole and in order', async () => {
+    const pub = new BusPublisher({ endpoint: ep['prices.pub'], mode: 'bind', src: 'scanner', sendHighWaterMark: 100_000 });
+    await pub.start();
+    closers.push(() => pub.close());
+    const bids: number[] = [];
+    const sub = new BusSubscriber({
+      endpoints: [ep['prices.pub']],
+      topics: ['price.'],
+      receiveHighWaterMark: 100_000,
+      onMessage: (m, topic) => {
+        if (topic === topics.price('burst')) bids.push((m as PriceMessage).bid ?? -1);
+      },
+    });
+    sub.start();
+    closers.push(() => sub.close());
+    await joined(pub, sub, topics.price('warm'), price('warm', 0.01));
+    await sleep(100);
+    const N = 20_000;
+    // Far more than zeromq.js resolves per event-loop turn for a waiting send (512).
+    for (let i = 1; i <= N; i++) expect(pub.publish(topics.price('burst'), price('burst', i / 1e6))).toBe(true);
+    // Nothing is left waiting on our side once the loop ends.
+    expect(pub.stats.queued).toBe(0);
+    expect(pub.stats.sent).toBeGreaterThanOrEqual(N);
+    expect(await pub.drain(0)).toBe(true);
+    await waitFor(() => bids.length >= N, { what: 'the whole burst', timeoutMs: 30_000 });
+    expect(bids).toEqual(Array.from({ length: N }, (_, i) => (i + 1) / 1e6));
+    expect(sub.stats.gaps).toBe(0);
+    await pub.close();
+    // A closed publisher refuses and counts instead of throwing.
+    expect(pub.publish(topics.price('burst'), price('burst', 0.5))).toBe(false);
+    expect(pub.stats.dropped).toBe(1);
+  });
+
   it('refuses to publish a message that breaks its schema', async () => {
     const pub = new BusPublisher({ endpoint: ep['prices.pub'], mode: 'bind', src: 'scanner' });
     await pub.start();
