@@ -127,6 +127,8 @@ try {
       await new Promise((r) => setTimeout(r, 50));
       st = await req.call('replay.status', {});
     } while (st.state === 'running');
+    // Sent, not just processed (the publisher hands messages over as they are published).
+    await scanner.drained(30_000);
     const secsB = Number(process.hrtime.bigint() - t1) / 1e9;
     if (profiler) {
       const { profile } = await profiler.post('Profiler.stop');
