@@ -12,7 +12,8 @@
 // Runs against the built dist (`pnpm bench:scanner` builds first). BENCH_SCANNER_EVENTS sets the
 // stream length (default 300,000), BENCH_SCANNER_MARKETS the markets (default 100),
 // BENCH_SCANNER_ROUNDS how often (a) and (b) run (default 3; the best run is reported).
-import { rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -38,6 +39,27 @@ const EVENTS = Number(process.env.BENCH_SCANNER_EVENTS ?? 300_000);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_SCANNER_ROUNDS ?? 3));
 const MARKETS = Number(process.env.BENCH_SCANNER_MARKETS ?? 100);
 const gen = { seed: 42, markets: MARKETS, events: EVENTS, ratePerSec: 5000 };
+/** Clock ticks per second of /proc CPU times. */
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+/**
+ * CPU time of this process's main thread (where the scanner runs), ms, from /proc: unlike wall
+ * time it does not grow while other tenants of the machine hold the core. Null where /proc is absent.
+ */
+function mainThreadCpuMs() {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+  } catch {
+    return null;
+  }
+}
 /** Events per pass in the stage breakdown (d). */
 const STAGE_EVENTS = 100_000;
 
@@ -93,22 +115,28 @@ try {
   req = new BusRequester({ endpoint: eps['scanner.rep'], src: 'bench', timeoutMs: 10_000 });
   const runsA = [];
   const runsB = [];
+  const cpuA_us = [];
+  const cpuB_us = [];
   let firstA;
   for (let round = 1; round <= ROUNDS; round++) {
     // (a) processing in one process
     const m0 = scanner.metrics();
+    const c0 = mainThreadCpuMs();
     const t0 = process.hrtime.bigint();
     await scanner.ingestFrames(frames);
     await scanner.drained(30_000);
     const secsA = Number(process.hrtime.bigint() - t0) / 1e9;
+    const cpuA = c0 === null ? null : mainThreadCpuMs() - c0;
     const m = scanner.metrics();
     const eventsA = m.events - m0.events;
     firstA ??= { events: eventsA, prices: m.published_prices - m0.published_prices, books: m.published_books - m0.published_books, trades: m.trades - m0.trades, invalid: m.invalid_frames - m0.invalid_frames };
     runsA.push(Math.round(eventsA / secsA));
+    if (cpuA !== null) cpuA_us.push((cpuA * 1000) / eventsA);
     console.log(
       `(a) run ${round}/${ROUNDS}, processors + books + publish: ${eventsA.toLocaleString()} venue events in ${secsA.toFixed(2)} s = ${runsA.at(-1).toLocaleString()} events/s ` +
         `(${Math.round(levelUpdates / secsA).toLocaleString()} per-token updates/s) ` +
-        `(${(m.published_prices - m0.published_prices).toLocaleString()} price and ${(m.published_books - m0.published_books).toLocaleString()} book messages published, ${m.invalid_frames - m0.invalid_frames} invalid frames)`,
+        `(${(m.published_prices - m0.published_prices).toLocaleString()} price and ${(m.published_books - m0.published_books).toLocaleString()} book messages published, ${m.invalid_frames - m0.invalid_frames} invalid frames)` +
+        (cpuA === null ? '' : `; scanner thread CPU ${((cpuA * 1000) / eventsA).toFixed(1)} µs per event`),
     );
 
     // (b) replay at max speed from a recording on disk.
@@ -120,6 +148,7 @@ try {
       await profiler.post('Profiler.start');
     }
     const events1 = scanner.metrics().events;
+    const c1 = mainThreadCpuMs();
     const t1 = process.hrtime.bigint();
     await req.call('replay.start', { recording: 'bench', speed: 0 });
     let st;
@@ -130,6 +159,7 @@ try {
     // Sent, not just processed (the publisher hands messages over as they are published).
     await scanner.drained(30_000);
     const secsB = Number(process.hrtime.bigint() - t1) / 1e9;
+    const cpuB = c1 === null ? null : mainThreadCpuMs() - c1;
     if (profiler) {
       const { profile } = await profiler.post('Profiler.stop');
       writeFileSync(process.env.BENCH_SCANNER_PROFILE, JSON.stringify(profile));
@@ -139,9 +169,11 @@ try {
     const eventsB = scanner.metrics().events - events1;
     if (eventsB !== eventsA) throw new Error(`replay applied ${eventsB} venue events, processing ${eventsA}`);
     runsB.push(Math.round(eventsB / secsB));
+    if (cpuB !== null) cpuB_us.push((cpuB * 1000) / eventsB);
     console.log(
       `(b) run ${round}/${ROUNDS}, replay at max speed: ${info.records.toLocaleString()} records (${eventsB.toLocaleString()} venue events) in ${secsB.toFixed(2)} s = ` +
-        `${runsB.at(-1).toLocaleString()} events/s (${Math.round(levelUpdates / secsB).toLocaleString()} per-token updates/s)`,
+        `${runsB.at(-1).toLocaleString()} events/s (${Math.round(levelUpdates / secsB).toLocaleString()} per-token updates/s)` +
+        (cpuB === null ? '' : `; scanner thread CPU ${((cpuB * 1000) / eventsB).toFixed(1)} µs per event`),
     );
   }
   const best = (xs) => Math.max(...xs);
@@ -152,6 +184,14 @@ try {
     `(a) processing: best ${procRate.toLocaleString()} events/s, median ${median(runsA).toLocaleString()}; ` +
       `(b) replay: best ${replayRate.toLocaleString()} events/s, median ${median(runsB).toLocaleString()} (${ROUNDS} runs each)`,
   );
+  const cpuPerEventA = cpuA_us.length ? Math.min(...cpuA_us) : null;
+  const cpuPerEventB = cpuB_us.length ? Math.min(...cpuB_us) : null;
+  if (cpuPerEventB !== null) {
+    console.log(
+      `scanner thread CPU per venue event (least of the runs): (a) ${cpuPerEventA.toFixed(1)} µs, (b) ${cpuPerEventB.toFixed(1)} µs — ` +
+        `with a core to itself the thread would do ${Math.round(1e6 / cpuPerEventA).toLocaleString()} and ${Math.round(1e6 / cpuPerEventB).toLocaleString()} events/s`,
+    );
+  }
 
   // (c) size against JSON lines: raw frames plus the bus events a scanner publishes for them
   const recs = syntheticRecording({ ...gen, events: Math.min(EVENTS, 100_000) });
@@ -240,6 +280,8 @@ try {
       replay_events_per_s_median: median(runsB),
       process_runs: runsA,
       replay_runs: runsB,
+      process_cpu_us_per_event: cpuPerEventA === null ? null : Number(cpuPerEventA.toFixed(2)),
+      replay_cpu_us_per_event: cpuPerEventB === null ? null : Number(cpuPerEventB.toFixed(2)),
       replay_records_per_s: Math.round((replayRate * info.records) / firstA.events),
       process_updates_per_s: Math.round((procRate * levelUpdates) / firstA.events),
       replay_updates_per_s: Math.round((replayRate * levelUpdates) / firstA.events),
