@@ -1,4 +1,5 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
+import { strictSame as same } from '@polybot/testkit';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Codec } from '../src/codec.js';
@@ -6,21 +7,6 @@ import { BAIL, FlatDecoder } from '../src/fast-decode.js';
 
 const LIMITS = { maxStrLength: 64 * 1024, maxBinLength: 256 * 1024, maxArrayLength: 10_000, maxMapLength: 512 };
 const reference = new Decoder({ ...LIMITS, maxExtLength: 0 });
-
-/** Strict sameness: key order, prototypes, -0 and NaN, binary contents. */
-function same(a: unknown, b: unknown): boolean {
-  if (typeof a === 'number' || typeof b === 'number') return Object.is(a, b);
-  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return a === b;
-  if (a instanceof Uint8Array || b instanceof Uint8Array) {
-    return a instanceof Uint8Array && b instanceof Uint8Array && Buffer.from(a).equals(Buffer.from(b));
-  }
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
-  const ka = Object.keys(a);
-  const kb = Object.keys(b);
-  if (ka.length !== kb.length || ka.some((k, i) => k !== kb[i])) return false;
-  return ka.every((k) => same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
-}
 
 /** The flat reader either bails or gives exactly what the general decoder gives. */
 function agrees(flat: FlatDecoder, bytes: Uint8Array): 'bail' | 'same' {

@@ -42,3 +42,21 @@ export async function waitFor<T>(fn: () => T | Promise<T>, opts: { timeoutMs?: n
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Strict structural sameness for decoded values: key order, prototypes, Object.is for numbers (-0,
+ * NaN), binary contents. Stricter than `toEqual`, which ignores key order and -0.
+ */
+export function strictSame(a: unknown, b: unknown): boolean {
+  if (typeof a === 'number' || typeof b === 'number') return Object.is(a, b);
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return a === b;
+  if (a instanceof Uint8Array || b instanceof Uint8Array) {
+    return a instanceof Uint8Array && b instanceof Uint8Array && Buffer.from(a).equals(Buffer.from(b));
+  }
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length || ka.some((k, i) => k !== kb[i])) return false;
+  return ka.every((k) => strictSame((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+}

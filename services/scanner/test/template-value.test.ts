@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { tempDataDir } from '@polybot/testkit';
+import { strictSame as same, tempDataDir } from '@polybot/testkit';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RecordingRecord } from '../src/pipeline/types.js';
@@ -9,18 +9,6 @@ import { RecordingReader, splitFrame, syntheticRecording, writeRecording } from 
 import { plainText, templateBuilder } from '../src/recording/template-value.js';
 
 const SAMPLES = fileURLToPath(new URL('../../../../shared/polymarket/samples/', import.meta.url));
-
-/** Strict sameness: key order, prototypes, -0, string contents. */
-function same(a: unknown, b: unknown): boolean {
-  if (typeof a === 'number' || typeof b === 'number') return Object.is(a, b);
-  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return a === b;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
-  const ka = Object.keys(a);
-  const kb = Object.keys(b);
-  if (ka.length !== kb.length || ka.some((k, i) => k !== kb[i])) return false;
-  return ka.every((k) => same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
-}
 
 type Outcome = 'built' | 'declined' | 'no-template';
 

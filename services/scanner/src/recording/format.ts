@@ -880,33 +880,22 @@ export function decodeBody(body: Buffer, storedBuf: Buffer, parsed = false): Rec
       const t = templates[tplIds.varint()];
       if (!t) throw new BadBlock('bad template id');
       const { parts, cols, build } = t;
-      if (build !== null) {
-        const values = new Array<string>(cols.length);
-        for (let k = 0; k < cols.length; k++) {
-          const c = cols[k]!;
-          const v = c.values[c.pos++];
-          if (v === undefined) throw new BadBlock('column underrun');
-          values[k] = v;
-        }
-        let value: unknown;
-        try {
-          value = build(values);
-        } catch {
-          // Not plain tokens: the text, parsed as before, decides what the frame is.
-          out[r] = { kind: 'raw', source, conn, recvTs, data: joinTemplate(parts, values) };
-          continue;
-        }
-        out[r] = new TemplateFrame(source, conn, recvTs, value, parts, values);
-        continue;
-      }
-      const pieces = new Array<string>(cols.length);
+      const values = new Array<string>(cols.length);
       for (let k = 0; k < cols.length; k++) {
         const c = cols[k]!;
         const v = c.values[c.pos++];
         if (v === undefined) throw new BadBlock('column underrun');
-        pieces[k] = v;
+        values[k] = v;
       }
-      data = joinTemplate(parts, pieces);
+      if (build !== null) {
+        try {
+          out[r] = new TemplateFrame(source, conn, recvTs, build(values), parts, values);
+          continue;
+        } catch {
+          // Not plain tokens: the text, parsed as before, decides what the frame is.
+        }
+      }
+      data = joinTemplate(parts, values);
     } else if (kind & K_UTF16) {
       data = texts.take(texts.varint()).toString('utf16le');
     } else {
