@@ -1,12 +1,12 @@
 import type { Socket } from 'zeromq';
 
 type Frames = [Buffer, Uint8Array];
-
-/** An immediate queue hands over at once when this many messages wait (a producer that never yields). */
-const BATCH = 4096;
 interface Sender extends Pick<Socket, 'closed'> {
   send(frames: Frames): Promise<void>;
 }
+
+/** An immediate queue hands over at once when this many messages wait (a producer that never yields). */
+const BATCH = 4096;
 
 /**
  * zeromq.js allows one pending send per socket (a second one rejects with EBUSY), so every

@@ -12,13 +12,12 @@ const nativeLatin1 = (Buffer.prototype as unknown as { latin1Slice?: Slice }).la
 
 /** Bytes `start..end` of `b` as Latin-1 text: a loop for short runs, Node's native slice otherwise. */
 function latin1Slice(b: Uint8Array, start: number, end: number): string {
-  if (end - start <= 6 || nativeLatin1 === undefined) {
-    if (end - start > 6) return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1', start, end);
+  if (end - start <= 6) {
     let s = '';
     for (let i = start; i < end; i++) s += String.fromCharCode(b[i]!);
     return s;
   }
-  return nativeLatin1.call(b, start, end);
+  return nativeLatin1 ? nativeLatin1.call(b, start, end) : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1', start, end);
 }
 
 export const BAIL: unique symbol = Symbol('bail');
@@ -54,18 +53,29 @@ class Shape {
   private build: ((v: unknown[]) => Record<string, unknown>) | undefined;
 
   constructor(
-    readonly keys: readonly string[],
+    private readonly parent: Shape | undefined,
+    /** The last key of this path ('' at the root). */
+    readonly key: string,
     private readonly budget: { nodes: number },
   ) {}
 
+  /** The keys of this path, root first (made only while a shape is young, or past the node budget). */
+  keys(): string[] {
+    const out: string[] = [];
+    if (this.parent === undefined) return out;
+    out.push(this.key);
+    for (let s = this.parent; s.parent !== undefined; s = s.parent) out.push(s.key);
+    return out.reverse();
+  }
+
   next(k: string): Shape | undefined {
     const last = this.last;
-    if (last !== undefined && last.keys[last.keys.length - 1] === k) return last;
+    if (last !== undefined && last.key === k) return last;
     let c = this.children.get(k);
     if (c === undefined) {
       if (this.budget.nodes >= MAX_SHAPE_NODES) return undefined;
       this.budget.nodes++;
-      c = new Shape([...this.keys, k], this.budget);
+      c = new Shape(this, k, this.budget);
       this.children.set(k, c);
     }
     this.last = c;
@@ -74,14 +84,15 @@ class Shape {
 
   make(vals: unknown[]): Record<string, unknown> {
     if (this.build) return this.build(vals);
+    const keys = this.keys();
     if (++this.seen >= COMPILE_AFTER) {
       // JSON-quoted keys are JS string literals whatever they hold. A quoted `"__proto__":` would
       // set the prototype, but that key never reaches a shape (the reader bails on it).
-      const body = this.keys.map((k, i) => `${JSON.stringify(k)}: v[${i}]`).join(', ');
+      const body = keys.map((k, i) => `${JSON.stringify(k)}: v[${i}]`).join(', ');
       this.build = new Function('v', `return { ${body} };`) as (v: unknown[]) => Record<string, unknown>;
       return this.build(vals);
     }
-    return assign(this.keys, vals);
+    return assign(keys, vals);
   }
 }
 
@@ -102,7 +113,7 @@ export class FlatDecoder {
   private readonly keyFlagged = new Uint8Array(KEY_SLOTS);
   /** Whether the last decode met a key in `flagKeys` (so the caller need not walk the value again). */
   flagged = false;
-  private readonly shapes = new Shape([], { nodes: 0 });
+  private readonly shapes = new Shape(undefined, '', { nodes: 0 });
 
   constructor(
     private readonly limits: FlatDecoderLimits,
@@ -131,6 +142,8 @@ export class FlatDecoder {
     if (h < 0x90) return this.map(h - 0x80, depth);
     if (h < 0xa0) return this.array(h - 0x90, depth);
     if (h < 0xc0) return this.str(h - 0xa0);
+    const v = this.view;
+    let p: number;
     switch (h) {
       case 0xc0:
         return null;
@@ -139,91 +152,69 @@ export class FlatDecoder {
       case 0xc3:
         return true;
       case 0xca:
-        if (this.pos + 4 > this.end) return BAIL;
-        this.pos += 4;
-        return this.view.getFloat32(this.pos - 4);
+        return (p = this.skip(4)) < 0 ? BAIL : v.getFloat32(p);
       case 0xcb:
-        if (this.pos + 8 > this.end) return BAIL;
-        this.pos += 8;
-        return this.view.getFloat64(this.pos - 8);
+        return (p = this.skip(8)) < 0 ? BAIL : v.getFloat64(p);
       case 0xcc:
-        if (this.pos + 1 > this.end) return BAIL;
-        return this.bytes[this.pos++]!;
+        return (p = this.skip(1)) < 0 ? BAIL : v.getUint8(p);
       case 0xcd:
-        if (this.pos + 2 > this.end) return BAIL;
-        this.pos += 2;
-        return this.view.getUint16(this.pos - 2);
+        return (p = this.skip(2)) < 0 ? BAIL : v.getUint16(p);
       case 0xce:
-        if (this.pos + 4 > this.end) return BAIL;
-        this.pos += 4;
-        return this.view.getUint32(this.pos - 4);
+        return (p = this.skip(4)) < 0 ? BAIL : v.getUint32(p);
       case 0xcf:
-        if (this.pos + 8 > this.end) return BAIL;
-        this.pos += 8;
         // As the general decoder reads 64-bit integers without BigInt: high * 2^32 + low.
-        return this.view.getUint32(this.pos - 8) * 4294967296 + this.view.getUint32(this.pos - 4);
+        return (p = this.skip(8)) < 0 ? BAIL : v.getUint32(p) * 4294967296 + v.getUint32(p + 4);
       case 0xd0:
-        if (this.pos + 1 > this.end) return BAIL;
-        this.pos += 1;
-        return this.view.getInt8(this.pos - 1);
+        return (p = this.skip(1)) < 0 ? BAIL : v.getInt8(p);
       case 0xd1:
-        if (this.pos + 2 > this.end) return BAIL;
-        this.pos += 2;
-        return this.view.getInt16(this.pos - 2);
+        return (p = this.skip(2)) < 0 ? BAIL : v.getInt16(p);
       case 0xd2:
-        if (this.pos + 4 > this.end) return BAIL;
-        this.pos += 4;
-        return this.view.getInt32(this.pos - 4);
+        return (p = this.skip(4)) < 0 ? BAIL : v.getInt32(p);
       case 0xd3:
-        if (this.pos + 8 > this.end) return BAIL;
-        this.pos += 8;
-        return this.view.getInt32(this.pos - 8) * 4294967296 + this.view.getUint32(this.pos - 4);
+        return (p = this.skip(8)) < 0 ? BAIL : v.getInt32(p) * 4294967296 + v.getUint32(p + 4);
       case 0xd9:
-        if (this.pos + 1 > this.end) return BAIL;
-        return this.str(this.bytes[this.pos++]!);
+        return this.str(this.length(1));
       case 0xda:
-        if (this.pos + 2 > this.end) return BAIL;
-        this.pos += 2;
-        return this.str(this.view.getUint16(this.pos - 2));
+        return this.str(this.length(2));
       case 0xdb:
-        if (this.pos + 4 > this.end) return BAIL;
-        this.pos += 4;
-        return this.str(this.view.getUint32(this.pos - 4));
+        return this.str(this.length(4));
       case 0xdc:
-        if (this.pos + 2 > this.end) return BAIL;
-        this.pos += 2;
-        return this.array(this.view.getUint16(this.pos - 2), depth);
+        return this.array(this.length(2), depth);
       case 0xdd:
-        if (this.pos + 4 > this.end) return BAIL;
-        this.pos += 4;
-        return this.array(this.view.getUint32(this.pos - 4), depth);
+        return this.array(this.length(4), depth);
       case 0xde:
-        if (this.pos + 2 > this.end) return BAIL;
-        this.pos += 2;
-        return this.map(this.view.getUint16(this.pos - 2), depth);
+        return this.map(this.length(2), depth);
       case 0xdf:
-        if (this.pos + 4 > this.end) return BAIL;
-        this.pos += 4;
-        return this.map(this.view.getUint32(this.pos - 4), depth);
+        return this.map(this.length(4), depth);
       case 0xc4:
-        if (this.pos + 1 > this.end) return BAIL;
-        return this.bin(this.bytes[this.pos++]!);
+        return this.bin(this.length(1));
       case 0xc5:
-        if (this.pos + 2 > this.end) return BAIL;
-        this.pos += 2;
-        return this.bin(this.view.getUint16(this.pos - 2));
+        return this.bin(this.length(2));
       case 0xc6:
-        if (this.pos + 4 > this.end) return BAIL;
-        this.pos += 4;
-        return this.bin(this.view.getUint32(this.pos - 4));
+        return this.bin(this.length(4));
       default:
         // Extensions (refused on the bus) and the unused byte 0xc1.
         return BAIL;
     }
   }
 
+  /** Moves past `n` bytes and returns where they start, or -1 if the payload ends first. */
+  private skip(n: number): number {
+    const p = this.pos;
+    if (p + n > this.end) return -1;
+    this.pos = p + n;
+    return p;
+  }
+
+  /** A big-endian length of `n` bytes (1, 2 or 4) after a type byte, or -1 if the payload ends first. */
+  private length(n: 1 | 2 | 4): number {
+    const p = this.skip(n);
+    if (p < 0) return -1;
+    return n === 1 ? this.bytes[p]! : n === 2 ? this.view.getUint16(p) : this.view.getUint32(p);
+  }
+
   private map(n: number, depth: number): Decoded | typeof BAIL {
-    if (n > this.limits.maxMapLength || depth >= MAX_DEPTH || n > this.end - this.pos) return BAIL;
+    if (n < 0 || n > this.limits.maxMapLength || depth >= MAX_DEPTH || n > this.end - this.pos) return BAIL;
     // Values first, the object after: a map's keys pick its shape, and a shape seen often is built
     // by one object literal instead of n stores under changing keys.
     const vals = new Array<unknown>(n);
@@ -237,7 +228,7 @@ export class FlatDecoder {
       vals[i] = v;
       if (node !== undefined) {
         const next: Shape | undefined = node.next(k);
-        if (next === undefined) keys = [...node.keys, k];
+        if (next === undefined) keys = [...node.keys(), k];
         node = next;
       } else keys!.push(k);
     }
@@ -245,7 +236,7 @@ export class FlatDecoder {
   }
 
   private array(n: number, depth: number): Decoded | typeof BAIL {
-    if (n > this.limits.maxArrayLength || depth >= MAX_DEPTH || n > this.end - this.pos) return BAIL;
+    if (n < 0 || n > this.limits.maxArrayLength || depth >= MAX_DEPTH || n > this.end - this.pos) return BAIL;
     const a = new Array<unknown>(n);
     for (let i = 0; i < n; i++) {
       const v = this.value(depth + 1);
@@ -307,7 +298,7 @@ export class FlatDecoder {
   }
 
   private str(len: number): string | typeof BAIL {
-    if (len > this.limits.maxStrLength) return BAIL;
+    if (len < 0 || len > this.limits.maxStrLength) return BAIL;
     const start = this.pos;
     const end = start + len;
     if (end > this.end) return BAIL;
@@ -320,7 +311,7 @@ export class FlatDecoder {
   }
 
   private bin(len: number): Uint8Array | typeof BAIL {
-    if (len > this.limits.maxBinLength) return BAIL;
+    if (len < 0 || len > this.limits.maxBinLength) return BAIL;
     const start = this.pos;
     if (start + len > this.end) return BAIL;
     this.pos = start + len;

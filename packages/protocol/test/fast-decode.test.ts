@@ -89,6 +89,20 @@ describe('FlatDecoder', () => {
     }
   });
 
+  it('still reads maps exactly once its store of key sequences is full', () => {
+    const flat = new FlatDecoder(LIMITS);
+    const enc = new Encoder();
+    // 600 maps of 10 distinct keys each: more key-sequence nodes than the reader keeps.
+    for (let m = 0; m < 600; m++) {
+      const v: Record<string, number> = {};
+      for (let k = 0; k < 10; k++) v[`k${m}_${k}`] = m * 10 + k;
+      expect(agrees(flat, enc.encode(v))).toBe('same');
+    }
+    // A new shape once the store is full is built key by key, still exactly.
+    const late = enc.encode({ type: 'price', bid: 0.5 });
+    for (let i = 0; i < 6; i++) expect(agrees(flat, late)).toBe('same');
+  });
+
   it('leaves extensions, numeric keys, non-ASCII text, __proto__ and crossed limits to the general decoder', () => {
     const flat = new FlatDecoder({ ...LIMITS, maxStrLength: 8, maxArrayLength: 3 });
     const enc = new Encoder();

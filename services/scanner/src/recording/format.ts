@@ -543,16 +543,17 @@ class Column {
 }
 
 /**
- * A column's values, and whether all of them can stand in a JSON string as they are (`plain`):
- * numbers and hex always can; dictionary entries and text are checked here, once per entry.
+ * A column's values, and (with `checkPlain`, for replay) whether all of them can stand in a JSON
+ * string as they are: numbers and hex always can; dictionary entries and text are checked here, once
+ * per entry.
  */
-function decodeColumn(inp: In, stored: In): { name: string; values: string[]; plain: boolean } {
+function decodeColumn(inp: In, stored: In, checkPlain: boolean): { name: string; values: string[]; plain: boolean } {
   const name = inp.str();
   const mode = inp.u8();
   const n = inp.varint();
   if (n > inp.buf.length * 8 + 1) throw new BadBlock('bad column length');
   const values: string[] = new Array<string>(n);
-  let plain = true;
+  let plain = checkPlain;
   if (mode === M_INT) {
     let prev = 0;
     for (let i = 0; i < n; i++) values[i] = String((prev += unzigzag(inp.varint())));
@@ -838,7 +839,7 @@ export function decodeBody(body: Buffer, storedBuf: Buffer, parsed = false): Rec
   const columns = new Map<string, { values: string[]; pos: number; plain: boolean }>();
   const nCols = colsIn.varint();
   for (let i = 0; i < nCols; i++) {
-    const c = decodeColumn(colsIn, stored);
+    const c = decodeColumn(colsIn, stored, parsed);
     columns.set(c.name, { values: c.values, pos: 0, plain: c.plain });
   }
   const templates: { parts: string[]; cols: { values: string[]; pos: number }[]; build: TemplateBuilder['plain'] | null }[] = [];
