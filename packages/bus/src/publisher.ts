@@ -1,5 +1,5 @@
 import { Publisher } from 'zeromq';
-import { Codec, PROTOCOL_VERSION, type BusMessage, type Unstamped } from '@polybot/protocol';
+import { Codec, FlatEncoder, PROTOCOL_VERSION, type BusMessage, type MapWriter, type Unstamped } from '@polybot/protocol';
 import { prepareEndpoint } from './endpoints.js';
 import { silentLogger, type BusLogger } from './log.js';
 import { SendQueue } from './send-queue.js';
@@ -17,6 +17,9 @@ export interface PublisherOptions {
   log?: BusLogger;
 }
 
+const SEQ_KEY = FlatEncoder.key('seq');
+const TS_KEY = FlatEncoder.key('ts');
+
 /** PUB socket stamping the envelope with a per-publisher sequence number for gap detection. */
 export class BusPublisher {
   private readonly sock: Publisher;
@@ -25,6 +28,8 @@ export class BusPublisher {
   private readonly log: BusLogger;
   private seq = 0;
   private readonly envelope: { v: number; src: string; seq: number; ts: number };
+  /** The envelope for written messages: its fixed entries (v, src) encoded once. */
+  private readonly writeEnvelope: (w: MapWriter) => void;
   invalid = 0;
   /** Envelope time source; a replay sets it to the recording's clock so its output is reproducible. */
   clock: () => number = Date.now;
@@ -34,6 +39,8 @@ export class BusPublisher {
   constructor(private readonly opts: PublisherOptions) {
     this.log = opts.log ?? silentLogger;
     this.envelope = { v: PROTOCOL_VERSION, src: opts.src, seq: 0, ts: 0 };
+    const head = FlatEncoder.entries({ v: PROTOCOL_VERSION, src: opts.src });
+    this.writeEnvelope = (w) => void w.entries(head).field(SEQ_KEY).number(this.envelope.seq).field(TS_KEY).number(this.envelope.ts);
     // sendTimeout 0: a PUB socket never waits to send, so every send completes on the call and the
     // queue can hand messages over as they are published (see SendQueue).
     this.sock = new Publisher({ sendHighWaterMark: opts.sendHighWaterMark ?? 10_000, linger: 500, sendTimeout: 0 });
@@ -65,7 +72,33 @@ export class BusPublisher {
       }
     }
     this.seq++;
-    const frames = this.codec.encodeWith(topic, msg as Record<string, unknown>, envelope);
+    return this.send(topic, this.codec.encodeWith(topic, msg as Record<string, unknown>, envelope), ts);
+  }
+
+  /**
+   * `publish` for a message written entry by entry (`Codec.encodeWritten`): a hot publisher that
+   * knows its messages' fields skips building them as objects. A validating publisher decodes
+   * and checks the result as `publish` checks an object.
+   */
+  publishWritten(topic: string, write: (w: MapWriter) => void): boolean {
+    const ts = this.clock();
+    const envelope = this.envelope;
+    envelope.seq = this.seq + 1;
+    envelope.ts = ts;
+    const frames = this.codec.encodeWritten(topic, write, this.writeEnvelope);
+    if (this.opts.validate !== false) {
+      const res = this.codec.decodePayload(frames[1], topic);
+      if (!res.ok) {
+        this.invalid++;
+        if (this.invalid <= 5) this.log.error({ topic, problem: res.reason }, 'refusing to publish an invalid message');
+        return false;
+      }
+    }
+    this.seq++;
+    return this.send(topic, frames, ts);
+  }
+
+  private send(topic: string, frames: [Buffer, Uint8Array], ts: number): boolean {
     if (this.tap) {
       try {
         this.tap(topic, frames[1], ts);

@@ -3,7 +3,7 @@ import { statSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Publisher, Push, Reply } from 'zeromq';
 import { encode } from '@msgpack/msgpack';
-import { topics, type PriceMessage, type SignalMessage, type StatusMessage, type Unstamped } from '@polybot/protocol';
+import { FlatEncoder, topics, type PriceMessage, type SignalMessage, type StatusMessage, type Unstamped } from '@polybot/protocol';
 import { tempDataDir, waitFor, sleep } from '@polybot/testkit';
 import {
   BusError,
@@ -106,6 +106,34 @@ describe('PUB/SUB', () => {
     expect(pub.publish('price.1', { ...price('1', 0.4), bid: 7 })).toBe(false);
     expect(pub.stats.invalid).toBe(1);
     expect(pub.stats.seq).toBe(0);
+  });
+
+  it('a message written entry by entry goes out as the same bytes as its object, and a bad one is refused', async () => {
+    const pub = new BusPublisher({ endpoint: ep['prices.pub'], mode: 'bind', src: 'scanner' });
+    await pub.start();
+    closers.push(() => pub.close());
+    pub.clock = () => 1_767_225_600_123;
+    const sent: Buffer[] = [];
+    pub.tap = (_topic, payload) => void sent.push(Buffer.from(payload));
+    const head = FlatEncoder.entries({ type: 'price', token_id: '1', market: '0xabc' });
+    const k = (name: string) => FlatEncoder.key(name);
+    const written = (bid: number) => (w: Parameters<Parameters<BusPublisher['publishWritten']>[1]>[0]) =>
+      void w.entries(head).field(k('bid')).number(bid).field(k('ask')).number(bid + 0.01).field(k('mid')).nil()
+        .field(k('bid_size')).number(10).field(k('ask_size')).number(12.5).field(k('venue_ts')).number(5);
+    const object = (bid: number): Unstamped<PriceMessage> => ({ type: 'price', token_id: '1', market: '0xabc', bid, ask: bid + 0.01, mid: null, bid_size: 10, ask_size: 12.5, venue_ts: 5 });
+    expect(pub.publishWritten(topics.price('1'), written(0.4))).toBe(true);
+    expect(pub.publish(topics.price('1'), object(0.4))).toBe(true);
+    // Equal but for the sequence number: seq 1 and seq 2 are one byte each.
+    const seqAt = sent[0]!.indexOf(Buffer.from([0xa3, ...Buffer.from('seq')])) + 4;
+    expect(sent[0]![seqAt]).toBe(1);
+    expect(sent[1]![seqAt]).toBe(2);
+    sent[1]![seqAt] = 1;
+    expect(sent[1]!.equals(sent[0]!)).toBe(true);
+    // A validating publisher checks what was written.
+    expect(pub.publishWritten(topics.price('1'), written(7))).toBe(false);
+    expect(pub.stats.invalid).toBe(1);
+    expect(pub.stats.seq).toBe(2);
+    expect(sent).toHaveLength(2);
   });
 
   it('counts malformed frames by reason without stopping, and detects sequence gaps', async () => {

@@ -10,7 +10,7 @@ import {
   type BusMessage,
 } from './messages.js';
 import { BAIL, FlatDecoder } from './fast-decode.js';
-import { FlatEncoder } from './fast-msgpack.js';
+import { FlatEncoder, type MapWriter } from './fast-msgpack.js';
 import { MAX_TOPIC_BYTES, TOPIC_ROOT } from './topics.js';
 
 export type DecodeErrorCode =
@@ -127,6 +127,27 @@ export class Codec {
   encodeWith(topic: string, msg: Record<string, unknown>, envelope: Record<string, unknown>): [Buffer, Uint8Array] {
     const fast = this.flat.encode(msg, envelope);
     return [this.topicFrame(topic), fast ?? this.encoder.encode({ ...msg, ...envelope }).slice()];
+  }
+
+  /**
+   * `encodeWith` for a message its publisher writes entry by entry (`write` adds the message's
+   * entries, then the envelope's follow, given as an object or written too): no object is built
+   * for it, and the bytes equal `encodeWith`'s for the same fields in the same order.
+   */
+  encodeWritten(
+    topic: string,
+    write: (w: MapWriter) => void,
+    envelope: Record<string, unknown> | ((w: MapWriter) => void),
+  ): [Buffer, Uint8Array] {
+    const w = this.flat.begin();
+    write(w);
+    let payload: Uint8Array | undefined;
+    if (typeof envelope === 'function') {
+      envelope(w);
+      payload = w.end();
+    } else payload = w.end(envelope);
+    if (!payload) throw new TypeError('envelope holds a value msgpack maps on the bus cannot carry');
+    return [this.topicFrame(topic), payload];
   }
 
   /** Topic frames repeat (one per token): reuse their bytes. ZeroMQ copies them on send. */

@@ -4,3 +4,4 @@ export * from './codec.js';
 export * from './decimal.js';
 export * from './ids.js';
 export * from './rpc.js';
+export { FlatEncoder, type EncodedEntries, type MapWriter } from './fast-msgpack.js';

@@ -54,4 +54,38 @@ describe('FlatEncoder', () => {
     }
     for (const [got, want] of kept) expect(Buffer.from(got)).toEqual(want);
   });
+
+  it('a map written entry by entry (a pre-encoded head, then fields) is what @msgpack writes for the object', () => {
+    const enc = new FlatEncoder();
+    // What a writer writes: strings, numbers, nil, arrays of [number, number] (no booleans).
+    const writable = fc.oneof(str, fc.integer({ min: -(2 ** 53) + 1, max: 2 ** 53 - 1 }), fc.double(), fc.constant(null), fc.constant(undefined));
+    const scalarOrPairs = fc.oneof(writable, fc.array(fc.tuple(fc.double(), fc.double()), { maxLength: 30 }));
+    const smallMap = fc.dictionary(fc.stringMatching(/^[a-z_][a-z0-9_]{0,30}$/), scalarOrPairs, { maxKeys: 15 });
+    fc.assert(
+      fc.property(smallMap, smallMap, flatMap, (head, fields, tail) => {
+        const entries = FlatEncoder.entries(head);
+        const w = enc.begin().entries(entries);
+        const merged: Record<string, unknown> = {};
+        for (const [k, v] of Object.entries(head)) if (v !== undefined) merged[k] = v;
+        for (const [k, v] of Object.entries(fields)) {
+          if (v === undefined || k in merged) continue;
+          merged[k] = v;
+          w.field(FlatEncoder.key(k));
+          if (v === null) w.nil();
+          else if (typeof v === 'number') w.number(v);
+          else if (typeof v === 'string') w.string(v);
+          else {
+            w.array(v.length);
+            for (const [p, q] of v) w.array(2).number(p).number(q);
+          }
+        }
+        const rest: Record<string, unknown> = {};
+        for (const [k, v] of Object.entries(tail)) if (v !== undefined && !(k in merged)) rest[k] = merged[k] = v;
+        expect(Buffer.from(w.end(rest)!)).toEqual(Buffer.from(reference.encode(merged)));
+      }),
+      { numRuns: 1000 },
+    );
+    expect(() => FlatEncoder.entries({ a: { nested: 1 } })).toThrow(TypeError);
+    expect(() => FlatEncoder.entries(Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}`, i])))).toThrow(RangeError);
+  });
 });

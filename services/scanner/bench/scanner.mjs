@@ -11,9 +11,10 @@
 //       encode, ZeroMQ send), and the single-thread ceiling those stages set.
 // Runs against the built dist (`pnpm bench:scanner` builds first). BENCH_SCANNER_EVENTS sets the
 // stream length (default 300,000), BENCH_SCANNER_MARKETS the markets (default 100),
-// BENCH_SCANNER_ROUNDS how often (a) and (b) run (default 3; the best run is reported).
+// BENCH_SCANNER_ROUNDS how often (a) and (b) run (default 3; the best run is reported),
+// BENCH_SCANNER_SUBSCRIBE the subscriber's topic prefixes (default every price, book and trade message).
 import { execFileSync } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -38,6 +39,8 @@ import { jsonLinesSize, syntheticRecording } from '../dist/recording/index.js';
 const EVENTS = Number(process.env.BENCH_SCANNER_EVENTS ?? 300_000);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_SCANNER_ROUNDS ?? 3));
 const MARKETS = Number(process.env.BENCH_SCANNER_MARKETS ?? 100);
+/** Topic prefixes the subscriber follows (comma-separated); by default every market-data message. */
+const SUBSCRIBE = (process.env.BENCH_SCANNER_SUBSCRIBE ?? 'price.,book.,trade.').split(',').filter(Boolean);
 const gen = { seed: 42, markets: MARKETS, events: EVENTS, ratePerSec: 5000 };
 /** Clock ticks per second of /proc CPU times. */
 const CLK_TCK = (() => {
@@ -59,6 +62,34 @@ function mainThreadCpuMs() {
   } catch {
     return null;
   }
+}
+/**
+ * CPU time (ms) of every thread of this process by id, with its name: the scanner's main thread,
+ * the subscriber's worker, ZeroMQ's I/O threads and V8's helpers (GC, compiler) share two cores.
+ */
+function threadCpuMs() {
+  const out = new Map();
+  try {
+    for (const tid of readdirSync('/proc/self/task')) {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(tid), { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ms: ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK });
+    }
+  } catch {
+    return null;
+  }
+  return out;
+}
+/** Per-event CPU (µs) between two threadCpuMs() readings, by role. */
+function cpuByRole(before, after, events, subTid) {
+  if (!before || !after) return null;
+  const roles = { scanner: 0, subscriber: 0, zmq_io: 0, other: 0 };
+  for (const [tid, a] of after) {
+    const d = a.ms - (before.get(tid)?.ms ?? 0);
+    const role = tid === process.pid ? 'scanner' : tid === subTid ? 'subscriber' : a.name.startsWith('ZMQbg') ? 'zmq_io' : 'other';
+    roles[role] += (d * 1000) / events;
+  }
+  return Object.fromEntries(Object.entries(roles).map(([k, v]) => [k, Number(v.toFixed(1))]));
 }
 /** Events per pass in the stage breakdown (d). */
 const STAGE_EVENTS = 100_000;
@@ -92,18 +123,20 @@ try {
   // The subscriber runs on its own thread (as another process would): it proves the messages flow
   // without taking the scanner's event loop.
   let received = 0;
+  let subTid;
   sub = new Worker(
     `const { parentPort, workerData } = require('node:worker_threads');
+     try { parentPort.postMessage({ tid: Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop()) }); } catch {}
      import('@polybot/bus').then(({ BusSubscriber }) => {
        let n = 0;
-       const s = new BusSubscriber({ endpoints: [workerData.endpoint], topics: ['price.', 'book.', 'trade.'], onMessage: () => void n++ });
+       const s = new BusSubscriber({ endpoints: [workerData.endpoint], topics: workerData.topics, onMessage: () => void n++ });
        s.start();
        setInterval(() => parentPort.postMessage(n), 100);
        parentPort.on('message', async () => { await s.close(); process.exit(0); });
      });`,
-    { eval: true, workerData: { endpoint: eps['prices.pub'] } },
+    { eval: true, workerData: { endpoint: eps['prices.pub'], topics: SUBSCRIBE } },
   );
-  sub.on('message', (n) => (received = n));
+  sub.on('message', (n) => (typeof n === 'number' ? (received = n) : (subTid = n.tid)));
   await new Promise((r) => setTimeout(r, 500));
 
   // (a) and (b) run ROUNDS times each, alternating (a replay ends by clearing the scanner's books,
@@ -117,6 +150,7 @@ try {
   const runsB = [];
   const cpuA_us = [];
   const cpuB_us = [];
+  const rolesB = [];
   let firstA;
   for (let round = 1; round <= ROUNDS; round++) {
     // (a) processing in one process
@@ -148,6 +182,7 @@ try {
       await profiler.post('Profiler.start');
     }
     const events1 = scanner.metrics().events;
+    const th1 = threadCpuMs();
     const c1 = mainThreadCpuMs();
     const t1 = process.hrtime.bigint();
     await req.call('replay.start', { recording: 'bench', speed: 0 });
@@ -160,6 +195,7 @@ try {
     await scanner.drained(30_000);
     const secsB = Number(process.hrtime.bigint() - t1) / 1e9;
     const cpuB = c1 === null ? null : mainThreadCpuMs() - c1;
+    const th2 = threadCpuMs();
     if (profiler) {
       const { profile } = await profiler.post('Profiler.stop');
       writeFileSync(process.env.BENCH_SCANNER_PROFILE, JSON.stringify(profile));
@@ -170,10 +206,13 @@ try {
     if (eventsB !== eventsA) throw new Error(`replay applied ${eventsB} venue events, processing ${eventsA}`);
     runsB.push(Math.round(eventsB / secsB));
     if (cpuB !== null) cpuB_us.push((cpuB * 1000) / eventsB);
+    const roles = cpuByRole(th1, th2, eventsB, subTid);
+    if (roles) rolesB.push(roles);
     console.log(
       `(b) run ${round}/${ROUNDS}, replay at max speed: ${info.records.toLocaleString()} records (${eventsB.toLocaleString()} venue events) in ${secsB.toFixed(2)} s = ` +
         `${runsB.at(-1).toLocaleString()} events/s (${Math.round(levelUpdates / secsB).toLocaleString()} per-token updates/s)` +
-        (cpuB === null ? '' : `; scanner thread CPU ${((cpuB * 1000) / eventsB).toFixed(1)} µs per event`),
+        (cpuB === null ? '' : `; scanner thread CPU ${((cpuB * 1000) / eventsB).toFixed(1)} µs per event`) +
+        (roles ? ` (CPU µs per event by thread: ${Object.entries(roles).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''),
     );
   }
   const best = (xs) => Math.max(...xs);
@@ -190,6 +229,15 @@ try {
     console.log(
       `scanner thread CPU per venue event (least of the runs): (a) ${cpuPerEventA.toFixed(1)} µs, (b) ${cpuPerEventB.toFixed(1)} µs — ` +
         `with a core to itself the thread would do ${Math.round(1e6 / cpuPerEventA).toLocaleString()} and ${Math.round(1e6 / cpuPerEventB).toLocaleString()} events/s`,
+    );
+  }
+
+  const bestRoles = rolesB[runsB.indexOf(replayRate)];
+  if (bestRoles) {
+    const all = Object.values(bestRoles).reduce((x, y) => x + y, 0);
+    console.log(
+      `(b) CPU per venue event over the whole process in the best replay run (µs): ${Object.entries(bestRoles).map(([k, v]) => `${k} ${v}`).join(', ')} = ${all.toFixed(1)}: ` +
+        `with both cores busy for it alone, this process could replay at most ${Math.round(2e6 / all).toLocaleString()} events/s`,
     );
   }
 
@@ -226,9 +274,19 @@ try {
     },
     (topic, msg) => stagePub.publish(topic, msg),
   ];
+  // Price and depth messages are written straight from the books, as the scanner does.
+  const writers = [
+    () => true,
+    (topic, write) => {
+      env.seq++;
+      return codec.encodeWritten(topic, write, env)[1].length > 0;
+    },
+    (topic, write) => stagePub.publishWritten(topic, write),
+  ];
   async function pass(level) {
     const keeper = new BookKeeper({
       publish: publishers[Math.max(0, level - 2)],
+      publishWritten: writers[Math.max(0, level - 2)],
       requestSnapshot() {},
       bookIntervalMs: config.POLYBOT_SCANNER_BOOK_INTERVAL_MS,
       depth: config.POLYBOT_SCANNER_BOOK_DEPTH,
@@ -282,6 +340,8 @@ try {
       replay_runs: runsB,
       process_cpu_us_per_event: cpuPerEventA === null ? null : Number(cpuPerEventA.toFixed(2)),
       replay_cpu_us_per_event: cpuPerEventB === null ? null : Number(cpuPerEventB.toFixed(2)),
+      replay_cpu_us_by_thread: rolesB[runsB.indexOf(replayRate)] ?? null,
+      subscribed: SUBSCRIBE,
       replay_records_per_s: Math.round((replayRate * info.records) / firstA.events),
       process_updates_per_s: Math.round((procRate * levelUpdates) / firstA.events),
       replay_updates_per_s: Math.round((replayRate * levelUpdates) / firstA.events),

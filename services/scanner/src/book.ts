@@ -1,3 +1,5 @@
+import type { MapWriter } from '@polybot/protocol';
+
 export interface VenueLevel {
   price: string;
   size: string;
@@ -193,6 +195,23 @@ export class L2Book {
   /** Best bid at or above best ask: impossible on a real book, so ours has missed something. */
   isCrossed(): boolean {
     return this.bestBid !== null && this.bestAsk !== null && this.bestBid >= this.bestAsk;
+  }
+
+  /**
+   * One side's first `depth` levels as `levels` gives them, written as a msgpack array of
+   * [price, size] pairs: a depth message straight from the book.
+   */
+  writeLevels(w: Pick<MapWriter, 'array' | 'number'>, which: 'bids' | 'asks', depth: number): void {
+    const bids = which === 'bids';
+    const m = bids ? this.bidLevels : this.askLevels;
+    const prices = bids ? (this.bidOrder ??= sortedPrices(m)) : (this.askOrder ??= sortedPrices(m));
+    const k = prices.length;
+    const n = Math.min(depth, k);
+    w.array(n);
+    for (let i = 0; i < n; i++) {
+      const p = prices[bids ? k - 1 - i : i]!;
+      w.array(2).number(p / 1_000_000).number(m.get(p)! / 1_000_000);
+    }
   }
 
   /** Up to `depth` levels per side, best first (bids descending, asks ascending). */

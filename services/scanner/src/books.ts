@@ -1,8 +1,11 @@
 import {
+  FlatEncoder,
   topics,
   type BookMessage,
   type BookStatusMessage,
   type BusMessage,
+  type EncodedEntries,
+  type MapWriter,
   type MarketMessage,
   type PriceMessage,
   type RpcResult,
@@ -35,9 +38,17 @@ export interface TokenInfo {
 }
 
 export type Publish = <M extends BusMessage>(topic: string, msg: Unstamped<M>) => boolean;
+/** Publishes a message written entry by entry (BusPublisher.publishWritten). */
+export type PublishWritten = (topic: string, write: (w: MapWriter) => void) => boolean;
 
 export interface BookKeeperOptions {
   publish: Publish;
+  /**
+   * Where given, price and depth messages (nearly all the scanner publishes) are written straight
+   * from the book into msgpack: the same bytes as `publish` of the message object, without the
+   * object or its level arrays.
+   */
+  publishWritten?: PublishWritten;
   /** Asks for a fresh REST snapshot of a token; its answer comes back as a `rest` book event. */
   requestSnapshot: (tokenId: string, reason: string) => void;
   /** Most often `book.<token>` depth is published per token (ms of pipeline time); 0 = every change. */
@@ -84,6 +95,35 @@ interface BookState {
   announced?: boolean;
   /** Our receive time of the last event for this token (per-asset staleness). */
   lastEventAt: number;
+  /** Encoded leading entries of its price and depth messages, for the token info they were made from. */
+  heads?: { info: TokenInfo; price: EncodedEntries; book: EncodedEntries };
+}
+
+/** Map keys of the written price and depth messages, in the order of the message objects. */
+const K = {
+  bid: FlatEncoder.key('bid'),
+  ask: FlatEncoder.key('ask'),
+  mid: FlatEncoder.key('mid'),
+  bid_size: FlatEncoder.key('bid_size'),
+  ask_size: FlatEncoder.key('ask_size'),
+  venue_ts: FlatEncoder.key('venue_ts'),
+  recv_ts: FlatEncoder.key('recv_ts'),
+  bids: FlatEncoder.key('bids'),
+  asks: FlatEncoder.key('asks'),
+  tick_size: FlatEncoder.key('tick_size'),
+  hash: FlatEncoder.key('hash'),
+};
+
+function headsOf(st: BookState, info: TokenInfo): NonNullable<BookState['heads']> {
+  if (st.heads?.info !== info) {
+    const token_id = st.book.tokenId;
+    st.heads = {
+      info,
+      price: FlatEncoder.entries({ type: 'price', token_id, market: info.conditionId, outcome: info.outcome }),
+      book: FlatEncoder.entries({ type: 'book', token_id, market: info.conditionId }),
+    };
+  }
+  return st.heads;
 }
 
 /**
@@ -517,20 +557,44 @@ export class BookKeeper {
     const lt = st.lastTop;
     if (snapshot || !lt || lt[0] !== t.bid || lt[1] !== t.bidSize || lt[2] !== t.ask || lt[3] !== t.askSize) {
       st.lastTop = [t.bid, t.bidSize, t.ask, t.askSize];
-      const price: Unstamped<PriceMessage> = {
-        type: 'price',
-        token_id: b.tokenId,
-        market: info.conditionId,
-        outcome: info.outcome,
-        bid: t.bid === null ? null : microsToNumber(t.bid),
-        ask: t.ask === null ? null : microsToNumber(t.ask),
-        mid: t.bid !== null && t.ask !== null ? microsToNumber(midMicros(t.bid, t.ask)) : null,
-        bid_size: microsToNumber(t.bidSize),
-        ask_size: microsToNumber(t.askSize),
-        venue_ts: b.venueTs,
-        recv_ts: recvTs,
-      };
-      if (this.opts.publish(st.priceTopic, price)) this.counters.published_prices++;
+      const written = this.opts.publishWritten;
+      if (written) {
+        const head = headsOf(st, info).price;
+        const bid = t.bid === null ? null : microsToNumber(t.bid);
+        const ask = t.ask === null ? null : microsToNumber(t.ask);
+        const mid = t.bid !== null && t.ask !== null ? microsToNumber(midMicros(t.bid, t.ask)) : null;
+        const venueTs = b.venueTs;
+        const ok = written(st.priceTopic, (w) => {
+          w.entries(head).field(K.bid);
+          if (bid === null) w.nil();
+          else w.number(bid);
+          w.field(K.ask);
+          if (ask === null) w.nil();
+          else w.number(ask);
+          w.field(K.mid);
+          if (mid === null) w.nil();
+          else w.number(mid);
+          w.field(K.bid_size).number(microsToNumber(t.bidSize));
+          w.field(K.ask_size).number(microsToNumber(t.askSize));
+          w.field(K.venue_ts).number(venueTs).field(K.recv_ts).number(recvTs);
+        });
+        if (ok) this.counters.published_prices++;
+      } else {
+        const price: Unstamped<PriceMessage> = {
+          type: 'price',
+          token_id: b.tokenId,
+          market: info.conditionId,
+          outcome: info.outcome,
+          bid: t.bid === null ? null : microsToNumber(t.bid),
+          ask: t.ask === null ? null : microsToNumber(t.ask),
+          mid: t.bid !== null && t.ask !== null ? microsToNumber(midMicros(t.bid, t.ask)) : null,
+          bid_size: microsToNumber(t.bidSize),
+          ask_size: microsToNumber(t.askSize),
+          venue_ts: b.venueTs,
+          recv_ts: recvTs,
+        };
+        if (this.opts.publish(st.priceTopic, price)) this.counters.published_prices++;
+      }
     }
     st.bookDirty = true;
     if (snapshot || this.now - st.lastBookAt >= this.opts.bookIntervalMs) this.publishDepth(st);
@@ -547,22 +611,41 @@ export class BookKeeper {
     if (!info || !st.book.trusted || !st.book.hasSnapshot) return;
     st.lastBookAt = this.now;
     const b = st.book;
-    const { bids, asks } = b.levels(this.depth);
     // Parsed once per tick size rather than per message.
     if (st.tickText !== b.tickSize) {
       st.tickText = b.tickSize;
       st.tick = Number(b.tickSize);
     }
-    const tick = st.tick;
+    const tick = st.tick > 0 && st.tick <= 1 ? st.tick : 0.01;
+    // Undefined rather than a spread: one object shape for every depth message (not encoded).
+    const hash = b.hash ? b.hash.slice(0, 128) : undefined;
+    const written = this.opts.publishWritten;
+    if (written) {
+      const head = headsOf(st, info).book;
+      const depth = this.depth;
+      const venueTs = b.venueTs;
+      const now = this.now;
+      const ok = written(st.bookTopic, (w) => {
+        w.entries(head).field(K.bids);
+        b.writeLevels(w, 'bids', depth);
+        w.field(K.asks);
+        b.writeLevels(w, 'asks', depth);
+        w.field(K.tick_size).number(tick);
+        if (hash !== undefined) w.field(K.hash).string(hash);
+        w.field(K.venue_ts).number(venueTs).field(K.recv_ts).number(now);
+      });
+      if (ok) this.counters.published_books++;
+      return;
+    }
+    const { bids, asks } = b.levels(this.depth);
     const depth: Unstamped<BookMessage> = {
       type: 'book',
       token_id: b.tokenId,
       market: info.conditionId,
       bids,
       asks,
-      tick_size: tick > 0 && tick <= 1 ? tick : 0.01,
-      // Undefined rather than a spread: one object shape for every depth message (not encoded).
-      hash: b.hash ? b.hash.slice(0, 128) : undefined,
+      tick_size: tick,
+      hash,
       venue_ts: b.venueTs,
       recv_ts: this.now,
     };

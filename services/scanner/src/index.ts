@@ -161,6 +161,7 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Scanne
 
   const books = new BookKeeper({
     publish,
+    publishWritten: (topic, write) => publisher?.publishWritten(topic, write) ?? false,
     requestSnapshot: (id) => requestSnapshot(id),
     bookIntervalMs: cfg.POLYBOT_SCANNER_BOOK_INTERVAL_MS,
     depth: cfg.POLYBOT_SCANNER_BOOK_DEPTH,

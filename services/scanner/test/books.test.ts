@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { BookStatusMessage, BusMessage, PriceMessage } from '@polybot/protocol';
+import { Codec, type BookStatusMessage, type BusMessage, type PriceMessage } from '@polybot/protocol';
 import { BookKeeper, type TokenInfo } from '../src/books.js';
 import type { NBook, NLevel, NPriceChange } from '../src/processors/market.js';
 
@@ -169,5 +169,75 @@ describe('BookKeeper', () => {
     d.k.restore(c.k.checkpoint(), 2_000);
     d.k.apply(change('SELL', '0.7', '1', 2_001));
     expect(d.prices()).toHaveLength(0);
+  });
+
+  it('price and depth messages written from the book are byte for byte the message objects encoded', () => {
+    const T2 = 'tok2';
+    const infos = [
+      { conditionId: M, outcome: 'Yes', tickSize: '0.01' },
+      { conditionId: '0x' + 'ab'.repeat(32), outcome: '', tickSize: '0.001' },
+      { conditionId: M, outcome: undefined as unknown as string, tickSize: '0.01' },
+    ];
+    const run = (written: boolean, ops: Array<{ tok: number; side: 'BUY' | 'SELL'; cents: number; size: string; hash?: string; info?: number }>) => {
+      const codec = new Codec();
+      const env = { v: 1, src: 'scanner', seq: 0, ts: 0 };
+      const out: string[] = [];
+      const emit = (topic: string, frames: [Buffer, Uint8Array]) => out.push(`${topic} ${Buffer.from(frames[1]).toString('hex')}`);
+      const k = new BookKeeper({
+        publish: (topic, msg) => {
+          env.seq++;
+          emit(topic, codec.encodeWith(topic, msg as Record<string, unknown>, env));
+          return true;
+        },
+        ...(written
+          ? {
+              publishWritten: (topic: string, write: Parameters<Codec['encodeWritten']>[1]) => {
+                env.seq++;
+                emit(topic, codec.encodeWritten(topic, write, env));
+                return true;
+              },
+            }
+          : {}),
+        requestSnapshot() {},
+        bookIntervalMs: 0,
+        depth: 3,
+        log: { warn() {}, info() {} },
+      });
+      const setInfo = (i: number) => k.setTokens(new Map<string, TokenInfo>([[T, infos[i]!], [T2, infos[(i + 1) % infos.length]!]]));
+      setInfo(0);
+      let ts = 1_000;
+      for (const tok of [T, T2]) k.apply({ ...book([{ price: '0.3', size: '1' }], [{ price: '0.7', size: '2' }], ts), token: tok });
+      for (const o of ops) {
+        ts++;
+        if (o.info !== undefined) setInfo(o.info);
+        const c = change(o.side, (o.cents / 100).toFixed(2), o.size, ts);
+        c.changes[0]!.token = o.tok ? T2 : T;
+        if (o.hash) (c.changes[0] as { hash?: string }).hash = o.hash;
+        k.apply(c);
+        k.flush(ts);
+      }
+      return out;
+    };
+    const op = fc.record(
+      {
+        tok: fc.integer({ min: 0, max: 1 }),
+        side: fc.constantFrom('BUY' as const, 'SELL' as const),
+        // Crossing prices too: untrusted books publish nothing, on both paths.
+        cents: fc.integer({ min: 1, max: 99 }),
+        size: fc.constantFrom('0', '1', '2.5', '100', '0.000001', '12345.678901', '4294967296'),
+        hash: fc.option(fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: 40, maxLength: 40 }), { nil: undefined }),
+        info: fc.option(fc.integer({ min: 0, max: 2 }), { nil: undefined, freq: 10 }),
+      },
+      { requiredKeys: ['tok', 'side', 'cents', 'size'] },
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+        const a = run(false, ops);
+        const b = run(true, ops);
+        expect(b).toEqual(a);
+        expect(a.some((x) => x.startsWith('book.'))).toBe(true);
+      }),
+      { numRuns: 150 },
+    );
   });
 });
