@@ -86,9 +86,9 @@ export class FlatEncoder implements MapWriter {
     return this;
   }
 
+  /** A string as it comes: strings that repeat belong in pre-encoded `entries`. */
   string(v: string): this {
-    if (v.length >= 40) this.cachedStr(v);
-    else this.str(v);
+    this.str(v);
     return this;
   }
 

@@ -89,19 +89,65 @@ export function microsToString(m: number): string {
 }
 
 /**
+ * One side of a book: sizes by price, and the prices kept in ascending order as levels come and
+ * go. Most updates only change a size; a new or vanished level moves a few entries of a short
+ * array, so depth messages and the best price never sort or scan.
+ */
+class BookSide {
+  readonly sizes = new Map<number, number>();
+  /** Ascending; plain integers (micros), so the array stays packed small integers. */
+  readonly prices: number[] = [];
+
+  set(p: number, s: number): void {
+    if (!this.sizes.has(p)) this.prices.splice(lowerBound(this.prices, p), 0, p);
+    this.sizes.set(p, s);
+  }
+
+  delete(p: number): void {
+    if (this.sizes.delete(p)) this.prices.splice(lowerBound(this.prices, p), 1);
+  }
+
+  /** Replaces every level (a snapshot): one sort instead of an insert per level. */
+  reset(levels: readonly VenueLevel[]): void {
+    this.sizes.clear();
+    for (const l of levels) {
+      const p = parseMicros(l.price);
+      const s = parseMicros(l.size);
+      if (!(p >= 0) || !(s >= 0)) continue;
+      if (s === 0) this.sizes.delete(p);
+      else this.sizes.set(p, s);
+    }
+    this.prices.length = 0;
+    for (const p of this.sizes.keys()) this.prices.push(p);
+    this.prices.sort((a, b) => a - b);
+  }
+
+  clear(): void {
+    this.sizes.clear();
+    this.prices.length = 0;
+  }
+}
+
+/** First index whose price is >= p. */
+function lowerBound(a: readonly number[], p: number): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid]! < p) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
  * Local L2 book for one token. Prices and sizes are integer micros (the venue's 6-decimal grid), so
  * level keys are exact and "0.50" and ".5" are the same level. The venue lists levels best LAST;
- * the maps do not care about order, and reads sort best first.
+ * each side keeps its prices sorted, and reads give them best first.
  */
 export class L2Book {
-  private readonly bidLevels = new Map<number, number>();
-  private readonly askLevels = new Map<number, number>();
-  /**
-   * Level prices in ascending order, kept until a level appears or goes: most updates only
-   * change a size, and depth messages would otherwise sort every side every time.
-   */
-  private bidOrder: Float64Array | undefined;
-  private askOrder: Float64Array | undefined;
+  private readonly bidSide = new BookSide();
+  private readonly askSide = new BookSide();
   /** A snapshot was applied since the last (re)connect; deltas without one are meaningless. */
   hasSnapshot = false;
   /** False once the book crossed after an update, until a fresh snapshot arrives. */
@@ -110,9 +156,6 @@ export class L2Book {
   venueTs = 0;
   /** Where the last snapshot came from: REST answers can be newer than WS deltas still in flight. */
   snapshotOrigin: 'ws' | 'rest' = 'ws';
-  /** Best prices, kept up to date incrementally: only removing the best level needs a scan. */
-  private bestBid: number | null = null;
-  private bestAsk: number | null = null;
 
   constructor(
     readonly tokenId: string,
@@ -120,22 +163,17 @@ export class L2Book {
   ) {}
 
   get bids(): ReadonlyMap<number, number> {
-    return this.bidLevels;
+    return this.bidSide.sizes;
   }
 
   get asks(): ReadonlyMap<number, number> {
-    return this.askLevels;
+    return this.askSide.sizes;
   }
 
   /** Replaces the whole book (WS `book` event or REST `/book`). */
   applySnapshot(bids: readonly VenueLevel[], asks: readonly VenueLevel[], ts: number, hash?: string): void {
-    this.bidLevels.clear();
-    this.askLevels.clear();
-    this.bidOrder = this.askOrder = undefined;
-    for (const l of bids) setLevel(this.bidLevels, l.price, l.size);
-    for (const l of asks) setLevel(this.askLevels, l.price, l.size);
-    this.bestBid = scanBest(this.bidLevels, true);
-    this.bestAsk = scanBest(this.askLevels, false);
+    this.bidSide.reset(bids);
+    this.askSide.reset(asks);
     this.hasSnapshot = true;
     this.trusted = true;
     this.hash = hash;
@@ -147,54 +185,38 @@ export class L2Book {
     const p = parseMicros(price);
     const s = parseMicros(size ?? '0');
     if (!(p >= 0) || !(s >= 0)) return;
-    if (side === 'BUY') {
-      const m = this.bidLevels;
-      if (s === 0) {
-        if (m.delete(p)) this.bidOrder = undefined;
-        if (p === this.bestBid) this.bestBid = scanBest(m, true);
-      } else {
-        if (!m.has(p)) this.bidOrder = undefined;
-        m.set(p, s);
-        if (this.bestBid === null || p > this.bestBid) this.bestBid = p;
-      }
-    } else {
-      const m = this.askLevels;
-      if (s === 0) {
-        if (m.delete(p)) this.askOrder = undefined;
-        if (p === this.bestAsk) this.bestAsk = scanBest(m, false);
-      } else {
-        if (!m.has(p)) this.askOrder = undefined;
-        m.set(p, s);
-        if (this.bestAsk === null || p < this.bestAsk) this.bestAsk = p;
-      }
-    }
+    const m = side === 'BUY' ? this.bidSide : this.askSide;
+    if (s === 0) m.delete(p);
+    else m.set(p, s);
     if (hash !== undefined) this.hash = hash;
     this.venueTs = ts;
   }
 
   /** Drops all levels, e.g. after a disconnect: the next `book` snapshot rebuilds it. */
   invalidate(): void {
-    this.bidLevels.clear();
-    this.askLevels.clear();
-    this.bidOrder = this.askOrder = undefined;
-    this.bestBid = this.bestAsk = null;
+    this.bidSide.clear();
+    this.askSide.clear();
     this.hasSnapshot = false;
   }
 
   top(): TopOfBook {
-    const bid = this.bestBid;
-    const ask = this.bestAsk;
+    const bp = this.bidSide.prices;
+    const ap = this.askSide.prices;
+    const bid = bp.length ? bp[bp.length - 1]! : null;
+    const ask = ap.length ? ap[0]! : null;
     return {
       bid,
       ask,
-      bidSize: bid === null ? 0 : (this.bidLevels.get(bid) ?? 0),
-      askSize: ask === null ? 0 : (this.askLevels.get(ask) ?? 0),
+      bidSize: bid === null ? 0 : this.bidSide.sizes.get(bid)!,
+      askSize: ask === null ? 0 : this.askSide.sizes.get(ask)!,
     };
   }
 
   /** Best bid at or above best ask: impossible on a real book, so ours has missed something. */
   isCrossed(): boolean {
-    return this.bestBid !== null && this.bestAsk !== null && this.bestBid >= this.bestAsk;
+    const bp = this.bidSide.prices;
+    const ap = this.askSide.prices;
+    return bp.length > 0 && ap.length > 0 && bp[bp.length - 1]! >= ap[0]!;
   }
 
   /**
@@ -203,55 +225,30 @@ export class L2Book {
    */
   writeLevels(w: Pick<MapWriter, 'array' | 'number'>, which: 'bids' | 'asks', depth: number): void {
     const bids = which === 'bids';
-    const m = bids ? this.bidLevels : this.askLevels;
-    const prices = bids ? (this.bidOrder ??= sortedPrices(m)) : (this.askOrder ??= sortedPrices(m));
+    const { prices, sizes } = bids ? this.bidSide : this.askSide;
     const k = prices.length;
     const n = Math.min(depth, k);
     w.array(n);
     for (let i = 0; i < n; i++) {
       const p = prices[bids ? k - 1 - i : i]!;
-      w.array(2).number(p / 1_000_000).number(m.get(p)! / 1_000_000);
+      w.array(2).number(p / 1_000_000).number(sizes.get(p)! / 1_000_000);
     }
   }
 
   /** Up to `depth` levels per side, best first (bids descending, asks ascending). */
   levels(depth: number): { bids: WireLevel[]; asks: WireLevel[] } {
-    this.bidOrder ??= sortedPrices(this.bidLevels);
-    this.askOrder ??= sortedPrices(this.askLevels);
-    return { bids: side(this.bidLevels, this.bidOrder, depth, true), asks: side(this.askLevels, this.askOrder, depth, false) };
+    return { bids: sideLevels(this.bidSide, depth, true), asks: sideLevels(this.askSide, depth, false) };
   }
 }
 
-/** A typed array sorts numerically without a comparator call per pair. */
-function sortedPrices(m: Map<number, number>): Float64Array {
-  const prices = new Float64Array(m.size);
-  let k = 0;
-  for (const p of m.keys()) prices[k++] = p;
-  return prices.sort();
-}
-
-function side(m: Map<number, number>, prices: Float64Array, depth: number, descending: boolean): WireLevel[] {
+function sideLevels({ prices, sizes }: BookSide, depth: number, descending: boolean): WireLevel[] {
   const k = prices.length;
   const n = Math.min(depth, k);
   // Pushed, not preallocated: a packed array reads faster than a holey one when encoded.
   const out: WireLevel[] = [];
   for (let i = 0; i < n; i++) {
     const p = prices[descending ? k - 1 - i : i]!;
-    out.push([p / 1_000_000, m.get(p)! / 1_000_000]);
+    out.push([p / 1_000_000, sizes.get(p)! / 1_000_000]);
   }
   return out;
-}
-
-function scanBest(side: Map<number, number>, highest: boolean): number | null {
-  let best: number | null = null;
-  for (const p of side.keys()) if (best === null || (highest ? p > best : p < best)) best = p;
-  return best;
-}
-
-function setLevel(side: Map<number, number>, price: string, size: string): void {
-  const p = parseMicros(price);
-  const s = parseMicros(size);
-  if (!(p >= 0) || !(s >= 0)) return;
-  if (s === 0) side.delete(p);
-  else side.set(p, s);
 }

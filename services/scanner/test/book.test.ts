@@ -47,6 +47,15 @@ describe('L2Book', () => {
         const asks = [...model.SELL.entries()].map(([p, s]) => [Number(p), s]).sort((x, y) => x[0]! - y[0]!);
         expect(b.levels(1000)).toEqual({ bids, asks });
         expect(b.levels(3).bids).toEqual(bids.slice(0, 3));
+        // Best prices and their sizes from the kept order, as a scan of the model finds them.
+        const micros = (x: number) => Math.round(x * 1e6);
+        expect(b.top()).toEqual({
+          bid: bids[0] ? micros(bids[0][0]!) : null,
+          ask: asks[0] ? micros(asks[0][0]!) : null,
+          bidSize: bids[0] ? micros(bids[0][1]!) : 0,
+          askSize: asks[0] ? micros(asks[0][1]!) : 0,
+        });
+        expect(b.isCrossed()).toBe(bids.length > 0 && asks.length > 0 && bids[0]![0]! >= asks[0]![0]!);
       }),
     );
   });
