@@ -24,6 +24,9 @@ export interface MapWriter {
   array(n: number): MapWriter;
 }
 
+/** Encodes the static pieces (`entries`, `key`); their bytes are copied out before it is used again. */
+let scratch: FlatEncoder | undefined;
+
 export class FlatEncoder implements MapWriter {
   private buf = new Uint8Array(4096);
   private view = new DataView(this.buf.buffer);
@@ -45,8 +48,7 @@ export class FlatEncoder implements MapWriter {
 
   /** Map entries encoded once, for `entries`. Undefined values are left out, as by `encode`. */
   static entries(fields: Record<string, unknown>): EncodedEntries {
-    const enc = new FlatEncoder();
-    const out = enc.encode(fields);
+    const out = (scratch ??= new FlatEncoder()).encode(fields);
     if (!out) throw new TypeError('FlatEncoder.entries: a value the flat encoder cannot write');
     const count = Object.values(fields).filter((v) => v !== undefined).length;
     if (count >= 16) throw new RangeError('FlatEncoder.entries: at most 15 entries');

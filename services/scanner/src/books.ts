@@ -95,8 +95,8 @@ interface BookState {
   announced?: boolean;
   /** Our receive time of the last event for this token (per-asset staleness). */
   lastEventAt: number;
-  /** Encoded leading entries of its price and depth messages, for the token info they were made from. */
-  heads?: { info: TokenInfo; price: EncodedEntries; book: EncodedEntries };
+  /** Encoded leading entries of its price and depth messages, for the market and outcome they name. */
+  heads?: { conditionId: string; outcome: string; price: EncodedEntries; book: EncodedEntries };
 }
 
 /** Map keys of the written price and depth messages, in the order of the message objects. */
@@ -115,15 +115,18 @@ const K = {
 };
 
 function headsOf(st: BookState, info: TokenInfo): NonNullable<BookState['heads']> {
-  if (st.heads?.info !== info) {
+  // Discovery hands over fresh TokenInfo objects each run: compare what the heads hold.
+  let h = st.heads;
+  if (h === undefined || h.conditionId !== info.conditionId || h.outcome !== info.outcome) {
     const token_id = st.book.tokenId;
-    st.heads = {
-      info,
+    h = st.heads = {
+      conditionId: info.conditionId,
+      outcome: info.outcome,
       price: FlatEncoder.entries({ type: 'price', token_id, market: info.conditionId, outcome: info.outcome }),
       book: FlatEncoder.entries({ type: 'book', token_id, market: info.conditionId }),
     };
   }
-  return st.heads;
+  return h;
 }
 
 /**

@@ -1,8 +1,20 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { processMarketFrame, processRestBook, venueTimestamp, type NormalizedEvent } from '../src/processors/market.js';
+import {
+  isPrice,
+  isSize,
+  isToken,
+  PRICE_RE,
+  processMarketFrame,
+  processRestBook,
+  SIZE_RE,
+  TOKEN_RE,
+  venueTimestamp,
+  type NormalizedEvent,
+} from '../src/processors/market.js';
 
 const samplesDir = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../shared/polymarket/samples');
 const raw = (p: string) => readFileSync(resolve(samplesDir, p), 'utf8');
@@ -209,5 +221,29 @@ describe('bad input is counted with a reason, never thrown', () => {
     expect(venueTimestamp('-5')).toBeUndefined();
     expect(venueTimestamp('1e12')).toBeUndefined();
     expect(venueTimestamp('')).toBeUndefined();
+  });
+});
+
+describe('value checks', () => {
+  it('accept exactly what their regular expressions accept', () => {
+    // Mostly the characters that matter (digits, dots, token letters), with anything else mixed in.
+    const near = fc.string({ unit: fc.constantFrom(...'0011.9_-aZ'), maxLength: 14 });
+    const any = fc.string({ unit: fc.oneof(fc.constantFrom(...'0123456789.'), fc.string({ minLength: 1, maxLength: 1 }), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 })), maxLength: 120 });
+    const cases: Array<[string, (s: string) => boolean, RegExp]> = [
+      ['isPrice', isPrice, PRICE_RE],
+      ['isSize', isSize, SIZE_RE],
+      ['isToken', isToken, TOKEN_RE],
+    ];
+    for (const [name, check, re] of cases) {
+      fc.assert(
+        fc.property(fc.oneof(near, any), (s) => {
+          if (check(s) !== re.test(s)) throw new Error(`${name}(${JSON.stringify(s)}) = ${check(s)}, ${re} says ${re.test(s)}`);
+        }),
+        { numRuns: 5000 },
+      );
+    }
+    for (const s of ['0', '1', '0.', '1.', '.5', '0.48', '1.000', '.', '00.5', '1.5', '01', '']) expect(isPrice(s)).toBe(PRICE_RE.test(s));
+    for (const s of ['0', '.5', '123456789', '1234567890', '12.', '12.5', '.', '1..2', '']) expect(isSize(s)).toBe(SIZE_RE.test(s));
+    for (const s of ['1'.repeat(100), '1'.repeat(101), 'a-b_C9', 'a b', '']) expect(isToken(s)).toBe(TOKEN_RE.test(s));
   });
 });

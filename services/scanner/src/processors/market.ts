@@ -125,24 +125,80 @@ export const NORMALIZED_TYPES: readonly NormalizedType[] = [
 // ---------------------------------------------------------------- value checks
 
 /** Up to 9 integer digits and any fraction: a level of 10^9 shares or more is not a real book. */
-const SIZE_RE = /^(?:\d{1,9}(?:\.\d*)?|\.\d+)$/;
+export const SIZE_RE = /^(?:\d{1,9}(?:\.\d*)?|\.\d+)$/;
 /** A probability: 0, 1, or a fraction, with or without the leading zero (".48"). */
-const PRICE_RE = /^(?:0?\.\d+|0(?:\.0*)?|1(?:\.0*)?)$/;
+export const PRICE_RE = /^(?:0?\.\d+|0(?:\.0*)?|1(?:\.0*)?)$/;
 /** Token ids are decimal on the venue; the simulator and tests use the same alphabet as the bus. */
-const TOKEN_RE = /^[0-9A-Za-z_-]{1,100}$/;
+export const TOKEN_RE = /^[0-9A-Za-z_-]{1,100}$/;
 /** Below this a timestamp is in seconds (1e11 s is the year 5138; 1e11 ms is 1973). */
 const SECONDS_BELOW = 1e11;
 /** 1973 (the docs' own examples use such times) .. 2286, in ms. */
 const MIN_TS = 1e11;
 const MAX_TS = 1e13;
 
-export const isPrice = (s: string): boolean => PRICE_RE.test(s);
-export const isSize = (s: string): boolean => SIZE_RE.test(s);
-export const isToken = (s: string): boolean => TOKEN_RE.test(s);
+// The checks below run several times per event, so they walk the characters by hand; each
+// accepts exactly what its regular expression above accepts (property-tested against it).
+
+/** Characters `from`..end are all decimal digits (true for none). */
+function digitsFrom(s: string, from: number): boolean {
+  for (let i = from; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+/** PRICE_RE */
+export function isPrice(s: string): boolean {
+  const n = s.length;
+  if (n === 0) return false;
+  const c0 = s.charCodeAt(0);
+  if (c0 === 46) return n > 1 && digitsFrom(s, 1); // ".48"
+  if (n === 1) return c0 === 48 || c0 === 49; // "0", "1"
+  if (s.charCodeAt(1) !== 46) return false;
+  if (c0 === 48) return digitsFrom(s, 2); // "0.", "0.48"
+  if (c0 !== 49) return false;
+  for (let i = 2; i < n; i++) if (s.charCodeAt(i) !== 48) return false; // "1.", "1.00"
+  return true;
+}
+
+/** SIZE_RE */
+export function isSize(s: string): boolean {
+  const n = s.length;
+  if (n === 0) return false;
+  if (s.charCodeAt(0) === 46) return n > 1 && digitsFrom(s, 1); // ".5"
+  let i = 0;
+  while (i < n) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    i++;
+  }
+  if (i === 0 || i > 9) return false;
+  if (i === n) return true;
+  return s.charCodeAt(i) === 46 && digitsFrom(s, i + 1);
+}
+
+/** Token ids seen valid lately: the same few hundred ids come in every frame. */
+const validTokens = new Set<string>();
+
+/** TOKEN_RE */
+export function isToken(s: string): boolean {
+  if (validTokens.has(s)) return true;
+  const n = s.length;
+  if (n === 0 || n > 100) return false;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    // 0-9, A-Z, a-z, '_', '-'
+    if (!((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 45)) return false;
+  }
+  if (validTokens.size >= 4096) validTokens.clear();
+  validTokens.add(s);
+  return true;
+}
 
 /** The venue's timestamp string as ms since the epoch (seconds are scaled); undefined if absurd. */
 export function venueTimestamp(s: string): number | undefined {
-  if (s.length === 0 || s.length > 16 || !/^\d+$/.test(s)) return undefined;
+  if (s.length === 0 || s.length > 16 || !digitsFrom(s, 0)) return undefined;
   let n = Number(s);
   if (n < SECONDS_BELOW) n *= 1000;
   return n >= MIN_TS && n < MAX_TS ? n : undefined;
