@@ -97,14 +97,24 @@ class BookSide {
   readonly sizes = new Map<number, number>();
   /** Ascending; plain integers (micros), so the array stays packed small integers. */
   readonly prices: number[] = [];
+  /** `sizes` in the order of `prices`: depth is written from two arrays, not a lookup per level. */
+  readonly sizeAt: number[] = [];
 
   set(p: number, s: number): void {
-    if (!this.sizes.has(p)) this.prices.splice(lowerBound(this.prices, p), 0, p);
+    const i = lowerBound(this.prices, p);
+    if (this.sizes.has(p)) this.sizeAt[i] = s;
+    else {
+      this.prices.splice(i, 0, p);
+      this.sizeAt.splice(i, 0, s);
+    }
     this.sizes.set(p, s);
   }
 
   delete(p: number): void {
-    if (this.sizes.delete(p)) this.prices.splice(lowerBound(this.prices, p), 1);
+    if (!this.sizes.delete(p)) return;
+    const i = lowerBound(this.prices, p);
+    this.prices.splice(i, 1);
+    this.sizeAt.splice(i, 1);
   }
 
   /** Replaces every level (a snapshot): one sort instead of an insert per level. */
@@ -118,13 +128,16 @@ class BookSide {
       else this.sizes.set(p, s);
     }
     this.prices.length = 0;
+    this.sizeAt.length = 0;
     for (const p of this.sizes.keys()) this.prices.push(p);
     this.prices.sort((a, b) => a - b);
+    for (const p of this.prices) this.sizeAt.push(this.sizes.get(p)!);
   }
 
   clear(): void {
     this.sizes.clear();
     this.prices.length = 0;
+    this.sizeAt.length = 0;
   }
 }
 
@@ -207,8 +220,8 @@ export class L2Book {
     return {
       bid,
       ask,
-      bidSize: bid === null ? 0 : this.bidSide.sizes.get(bid)!,
-      askSize: ask === null ? 0 : this.askSide.sizes.get(ask)!,
+      bidSize: bid === null ? 0 : this.bidSide.sizeAt[bp.length - 1]!,
+      askSize: ask === null ? 0 : this.askSide.sizeAt[0]!,
     };
   }
 
@@ -225,13 +238,13 @@ export class L2Book {
    */
   writeLevels(w: Pick<MapWriter, 'array' | 'number'>, which: 'bids' | 'asks', depth: number): void {
     const bids = which === 'bids';
-    const { prices, sizes } = bids ? this.bidSide : this.askSide;
+    const { prices, sizeAt } = bids ? this.bidSide : this.askSide;
     const k = prices.length;
     const n = Math.min(depth, k);
     w.array(n);
     for (let i = 0; i < n; i++) {
-      const p = prices[bids ? k - 1 - i : i]!;
-      w.array(2).number(p / 1_000_000).number(sizes.get(p)! / 1_000_000);
+      const j = bids ? k - 1 - i : i;
+      w.array(2).number(prices[j]! / 1_000_000).number(sizeAt[j]! / 1_000_000);
     }
   }
 
@@ -241,14 +254,14 @@ export class L2Book {
   }
 }
 
-function sideLevels({ prices, sizes }: BookSide, depth: number, descending: boolean): WireLevel[] {
+function sideLevels({ prices, sizeAt }: BookSide, depth: number, descending: boolean): WireLevel[] {
   const k = prices.length;
   const n = Math.min(depth, k);
   // Pushed, not preallocated: a packed array reads faster than a holey one when encoded.
   const out: WireLevel[] = [];
   for (let i = 0; i < n; i++) {
-    const p = prices[descending ? k - 1 - i : i]!;
-    out.push([p / 1_000_000, sizes.get(p)! / 1_000_000]);
+    const j = descending ? k - 1 - i : i;
+    out.push([prices[j]! / 1_000_000, sizeAt[j]! / 1_000_000]);
   }
   return out;
 }
