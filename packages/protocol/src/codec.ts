@@ -204,8 +204,9 @@ export class Codec {
     if (!res.ok) return res;
     const root = TOPIC_ROOT[res.msg.type];
     if (root !== undefined) {
-      const first = topic.split('.', 1)[0];
-      if (first !== root) {
+      // The topic's first segment (up to the first '.') must be the root; roots hold no '.'.
+      const n = root.length;
+      if (!topic.startsWith(root) || (topic.length > n && topic.charCodeAt(n) !== 46)) {
         return { ok: false, code: 'topic_mismatch', reason: `${res.msg.type} message on topic ${topic.slice(0, 64)}`, topic };
       }
     }

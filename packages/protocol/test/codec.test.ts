@@ -47,12 +47,17 @@ describe('codec', () => {
       [[t, encode({ ...price, bid: 1.5 })], 'schema'],
       [[t, encode({ ...price, seq: -1 })], 'schema'],
       [[Buffer.from('book.1'), encode(price)], 'topic_mismatch'],
+      [[Buffer.from('prices.1'), encode(price)], 'topic_mismatch'],
+      [[Buffer.from('pric'), encode(price)], 'topic_mismatch'],
     ];
     for (const [frames, code] of cases) {
       const res = codec.decode(frames);
       expect(res.ok, code).toBe(false);
       if (!res.ok) expect(res.code).toBe(code);
     }
+    // The root may stand alone or lead dotted segments.
+    expect(codec.decode([Buffer.from('price'), encode(price)]).ok).toBe(true);
+    expect(codec.decode([Buffer.from('price.a.b'), encode(price)]).ok).toBe(true);
     // @msgpack/msgpack refuses __proto__ keys itself; either way the frame is rejected.
     const proto = codec.decode([t, encode({ ...price, extra: { ['__proto__']: { polluted: true } } })]);
     expect(proto.ok).toBe(false);
