@@ -94,50 +94,55 @@ export function microsToString(m: number): string {
  * array, so depth messages and the best price never sort or scan.
  */
 class BookSide {
-  readonly sizes = new Map<number, number>();
   /** Ascending; plain integers (micros), so the array stays packed small integers. */
   readonly prices: number[] = [];
-  /** `sizes` in the order of `prices`: depth is written from two arrays, not a lookup per level. */
+  /** The size at each of `prices`. */
   readonly sizeAt: number[] = [];
 
   set(p: number, s: number): void {
     const i = lowerBound(this.prices, p);
-    if (this.sizes.has(p)) this.sizeAt[i] = s;
+    if (this.prices[i] === p) this.sizeAt[i] = s;
     else {
       this.prices.splice(i, 0, p);
       this.sizeAt.splice(i, 0, s);
     }
-    this.sizes.set(p, s);
   }
 
   delete(p: number): void {
-    if (!this.sizes.delete(p)) return;
     const i = lowerBound(this.prices, p);
+    if (this.prices[i] !== p) return;
     this.prices.splice(i, 1);
     this.sizeAt.splice(i, 1);
   }
 
   /** Replaces every level (a snapshot): one sort instead of an insert per level. */
   reset(levels: readonly VenueLevel[]): void {
-    this.sizes.clear();
+    // Later levels at a price win, and a zero size removes it, as applied one by one.
+    const sizes = new Map<number, number>();
     for (const l of levels) {
       const p = parseMicros(l.price);
       const s = parseMicros(l.size);
       if (!(p >= 0) || !(s >= 0)) continue;
-      if (s === 0) this.sizes.delete(p);
-      else this.sizes.set(p, s);
+      if (s === 0) sizes.delete(p);
+      else sizes.set(p, s);
     }
     this.prices.length = 0;
     this.sizeAt.length = 0;
-    for (const p of this.sizes.keys()) this.prices.push(p);
+    for (const p of sizes.keys()) this.prices.push(p);
     this.prices.sort((a, b) => a - b);
-    for (const p of this.prices) this.sizeAt.push(this.sizes.get(p)!);
+    for (const p of this.prices) this.sizeAt.push(sizes.get(p)!);
   }
 
   clear(): void {
-    this.sizes.clear();
     this.prices.length = 0;
     this.sizeAt.length = 0;
+  }
+
+  /** Sizes by price, ascending (a copy, for the rare reader that wants a map). */
+  map(): Map<number, number> {
+    const m = new Map<number, number>();
+    for (let i = 0; i < this.prices.length; i++) m.set(this.prices[i]!, this.sizeAt[i]!);
+    return m;
   }
 }
 
@@ -175,12 +180,13 @@ export class L2Book {
     public tickSize: string,
   ) {}
 
+  /** Sizes by price (a copy: for checkpoints and comparisons, not the hot path). */
   get bids(): ReadonlyMap<number, number> {
-    return this.bidSide.sizes;
+    return this.bidSide.map();
   }
 
   get asks(): ReadonlyMap<number, number> {
-    return this.askSide.sizes;
+    return this.askSide.map();
   }
 
   /** Replaces the whole book (WS `book` event or REST `/book`). */
