@@ -199,7 +199,8 @@ export class Codec {
     if (topicFrame.byteLength === 0 || topicFrame.byteLength > MAX_TOPIC_BYTES) {
       return { ok: false, code: 'topic_invalid', reason: `topic length ${topicFrame.byteLength} outside 1..${MAX_TOPIC_BYTES}` };
     }
-    const topic = Buffer.from(topicFrame.buffer, topicFrame.byteOffset, topicFrame.byteLength).toString('utf8');
+    // zeromq.js hands over Buffers already; other callers may pass plain bytes.
+    const topic = (Buffer.isBuffer(topicFrame) ? topicFrame : Buffer.from(topicFrame.buffer, topicFrame.byteOffset, topicFrame.byteLength)).toString('utf8');
     const res = this.decodePayload(payload, topic);
     if (!res.ok) return res;
     const root = TOPIC_ROOT[res.msg.type];
