@@ -12,7 +12,8 @@
 // Runs against the built dist (`pnpm bench:scanner` builds first). BENCH_SCANNER_EVENTS sets the
 // stream length (default 300,000), BENCH_SCANNER_MARKETS the markets (default 100),
 // BENCH_SCANNER_ROUNDS how often (a) and (b) run (default 3; the best run is reported),
-// BENCH_SCANNER_SUBSCRIBE the subscriber's topic prefixes (default every price, book and trade message).
+// BENCH_SCANNER_SUBSCRIBE what the subscriber follows (default one market's tokens, as a strategy
+// does; one more (a) and (b) then run with a subscriber on every price, book and trade message).
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -39,8 +40,12 @@ import { jsonLinesSize, syntheticRecording } from '../dist/recording/index.js';
 const EVENTS = Number(process.env.BENCH_SCANNER_EVENTS ?? 300_000);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_SCANNER_ROUNDS ?? 3));
 const MARKETS = Number(process.env.BENCH_SCANNER_MARKETS ?? 100);
-/** Topic prefixes the subscriber follows (comma-separated); by default every market-data message. */
-const SUBSCRIBE = (process.env.BENCH_SCANNER_SUBSCRIBE ?? 'price.,book.,trade.').split(',').filter(Boolean);
+/**
+ * What the subscriber of the main runs follows: `market` (default: both tokens of one market, as a
+ * strategy subscribes), `all` (every price, book and trade message), or comma-separated prefixes.
+ */
+const SUBSCRIBE = (process.env.BENCH_SCANNER_SUBSCRIBE ?? 'market').split(',').filter(Boolean);
+const ALL_TOPICS = ['price.', 'book.', 'trade.'];
 const gen = { seed: 42, markets: MARKETS, events: EVENTS, ratePerSec: 5000 };
 /** Clock ticks per second of /proc CPU times. */
 const CLK_TCK = (() => {
@@ -129,12 +134,21 @@ try {
      try { parentPort.postMessage({ tid: Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop()) }); } catch {}
      import('@polybot/bus').then(({ BusSubscriber }) => {
        let n = 0;
-       const s = new BusSubscriber({ endpoints: [workerData.endpoint], topics: workerData.topics, onMessage: () => void n++ });
+       const s = new BusSubscriber({ endpoints: [workerData.endpoint], topics: [], onMessage: () => void n++ });
        s.start();
+       let topics = [];
        setInterval(() => parentPort.postMessage(n), 100);
-       parentPort.on('message', async () => { await s.close(); process.exit(0); });
+       parentPort.on('message', async (m) => {
+         if (m.topics) {
+           s.unsubscribe(...topics);
+           s.subscribe(...(topics = m.topics));
+           return;
+         }
+         await s.close();
+         process.exit(0);
+       });
      });`,
-    { eval: true, workerData: { endpoint: eps['prices.pub'], topics: SUBSCRIBE } },
+    { eval: true, workerData: { endpoint: eps['prices.pub'] } },
   );
   sub.on('message', (n) => (typeof n === 'number' ? (received = n) : (subTid = n.tid)));
   await new Promise((r) => setTimeout(r, 500));
@@ -146,98 +160,122 @@ try {
   await writeRecording(recDir, frames.map((f) => ({ kind: 'raw', ...f })));
   const info = (await RecordingReader.open(recDir)).info();
   req = new BusRequester({ endpoint: eps['scanner.rep'], src: 'bench', timeoutMs: 10_000 });
-  const runsA = [];
-  const runsB = [];
-  const cpuA_us = [];
-  const cpuB_us = [];
-  const rolesB = [];
+  /** Subscriber topics of the main runs: one market's tokens, as a strategy follows them, unless set. */
+  const oneMarket = processGammaFrame(frames[0].data)[0].tokens.flatMap((t) => ['price.', 'book.', 'trade.'].map((r) => r + t.tokenId));
+  const mainTopics = SUBSCRIBE[0] === 'market' ? oneMarket : SUBSCRIBE[0] === 'all' ? ALL_TOPICS : SUBSCRIBE;
+  async function follow(topics) {
+    sub.postMessage({ topics });
+    // Subscriptions reach the PUB socket asynchronously.
+    await new Promise((r) => setTimeout(r, 500));
+  }
   let firstA;
-  for (let round = 1; round <= ROUNDS; round++) {
-    // (a) processing in one process
-    const m0 = scanner.metrics();
-    const c0 = mainThreadCpuMs();
-    const t0 = process.hrtime.bigint();
-    await scanner.ingestFrames(frames);
-    await scanner.drained(30_000);
-    const secsA = Number(process.hrtime.bigint() - t0) / 1e9;
-    const cpuA = c0 === null ? null : mainThreadCpuMs() - c0;
-    const m = scanner.metrics();
-    const eventsA = m.events - m0.events;
-    firstA ??= { events: eventsA, prices: m.published_prices - m0.published_prices, books: m.published_books - m0.published_books, trades: m.trades - m0.trades, invalid: m.invalid_frames - m0.invalid_frames };
-    runsA.push(Math.round(eventsA / secsA));
-    if (cpuA !== null) cpuA_us.push((cpuA * 1000) / eventsA);
-    console.log(
-      `(a) run ${round}/${ROUNDS}, processors + books + publish: ${eventsA.toLocaleString()} venue events in ${secsA.toFixed(2)} s = ${runsA.at(-1).toLocaleString()} events/s ` +
-        `(${Math.round(levelUpdates / secsA).toLocaleString()} per-token updates/s) ` +
-        `(${(m.published_prices - m0.published_prices).toLocaleString()} price and ${(m.published_books - m0.published_books).toLocaleString()} book messages published, ${m.invalid_frames - m0.invalid_frames} invalid frames)` +
-        (cpuA === null ? '' : `; scanner thread CPU ${((cpuA * 1000) / eventsA).toFixed(1)} µs per event`),
-    );
+  /** `rounds` runs of (a) then (b), with the subscriber on `label`'s topics. */
+  async function runs(rounds, label) {
+    const out = { a: [], b: [], cpuA: [], cpuB: [], rolesB: [], receivedB: [] };
+    for (let round = 1; round <= rounds; round++) {
+      // (a) processing in one process
+      const m0 = scanner.metrics();
+      const c0 = mainThreadCpuMs();
+      const t0 = process.hrtime.bigint();
+      await scanner.ingestFrames(frames);
+      await scanner.drained(30_000);
+      const secsA = Number(process.hrtime.bigint() - t0) / 1e9;
+      const cpuA = c0 === null ? null : mainThreadCpuMs() - c0;
+      const m = scanner.metrics();
+      const eventsA = m.events - m0.events;
+      firstA ??= { events: eventsA, prices: m.published_prices - m0.published_prices, books: m.published_books - m0.published_books, trades: m.trades - m0.trades, invalid: m.invalid_frames - m0.invalid_frames };
+      out.a.push(Math.round(eventsA / secsA));
+      if (cpuA !== null) out.cpuA.push((cpuA * 1000) / eventsA);
+      console.log(
+        `(a) ${label} run ${round}/${rounds}, processors + books + publish: ${eventsA.toLocaleString()} venue events in ${secsA.toFixed(2)} s = ${out.a.at(-1).toLocaleString()} events/s ` +
+          `(${Math.round(levelUpdates / secsA).toLocaleString()} per-token updates/s) ` +
+          `(${(m.published_prices - m0.published_prices).toLocaleString()} price and ${(m.published_books - m0.published_books).toLocaleString()} book messages published, ${m.invalid_frames - m0.invalid_frames} invalid frames)` +
+          (cpuA === null ? '' : `; scanner thread CPU ${((cpuA * 1000) / eventsA).toFixed(1)} µs per event`),
+      );
 
-    // (b) replay at max speed from a recording on disk.
-    // BENCH_SCANNER_PROFILE=<file> writes a CPU profile of the first replay alone.
-    const profiler = process.env.BENCH_SCANNER_PROFILE && round === 1 ? new Session() : undefined;
-    if (profiler) {
-      profiler.connect();
-      await profiler.post('Profiler.enable');
-      await profiler.post('Profiler.start');
+      // (b) replay at max speed from a recording on disk.
+      // BENCH_SCANNER_PROFILE=<file> writes a CPU profile of the first replay alone.
+      const profiler = process.env.BENCH_SCANNER_PROFILE && round === 1 && label === 'main' ? new Session() : undefined;
+      if (profiler) {
+        profiler.connect();
+        await profiler.post('Profiler.enable');
+        await profiler.post('Profiler.start');
+      }
+      const events1 = scanner.metrics().events;
+      const received1 = received;
+      const th1 = threadCpuMs();
+      const c1 = mainThreadCpuMs();
+      const t1 = process.hrtime.bigint();
+      await req.call('replay.start', { recording: 'bench', speed: 0 });
+      let st;
+      do {
+        await new Promise((r) => setTimeout(r, 50));
+        st = await req.call('replay.status', {});
+      } while (st.state === 'running');
+      // Sent, not just processed (the publisher hands messages over as they are published).
+      await scanner.drained(30_000);
+      const secsB = Number(process.hrtime.bigint() - t1) / 1e9;
+      const cpuB = c1 === null ? null : mainThreadCpuMs() - c1;
+      const th2 = threadCpuMs();
+      if (profiler) {
+        const { profile } = await profiler.post('Profiler.stop');
+        writeFileSync(process.env.BENCH_SCANNER_PROFILE, JSON.stringify(profile));
+        profiler.disconnect();
+      }
+      if (st.state !== 'done') throw new Error(`replay ended ${st.state}: ${st.error ?? ''}`);
+      const eventsB = scanner.metrics().events - events1;
+      if (eventsB !== eventsA) throw new Error(`replay applied ${eventsB} venue events, processing ${eventsA}`);
+      out.b.push(Math.round(eventsB / secsB));
+      if (cpuB !== null) out.cpuB.push((cpuB * 1000) / eventsB);
+      const roles = cpuByRole(th1, th2, eventsB, subTid);
+      out.rolesB.push(roles);
+      // The subscriber's count trails by up to its 100 ms report.
+      await new Promise((r) => setTimeout(r, 250));
+      out.receivedB.push(received - received1);
+      console.log(
+        `(b) ${label} run ${round}/${rounds}, replay at max speed: ${info.records.toLocaleString()} records (${eventsB.toLocaleString()} venue events) in ${secsB.toFixed(2)} s = ` +
+          `${out.b.at(-1).toLocaleString()} events/s (${Math.round(levelUpdates / secsB).toLocaleString()} per-token updates/s), subscriber received ${out.receivedB.at(-1).toLocaleString()} messages` +
+          (cpuB === null ? '' : `; scanner thread CPU ${((cpuB * 1000) / eventsB).toFixed(1)} µs per event`) +
+          (roles ? ` (CPU µs per event by thread: ${Object.entries(roles).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''),
+      );
     }
-    const events1 = scanner.metrics().events;
-    const th1 = threadCpuMs();
-    const c1 = mainThreadCpuMs();
-    const t1 = process.hrtime.bigint();
-    await req.call('replay.start', { recording: 'bench', speed: 0 });
-    let st;
-    do {
-      await new Promise((r) => setTimeout(r, 50));
-      st = await req.call('replay.status', {});
-    } while (st.state === 'running');
-    // Sent, not just processed (the publisher hands messages over as they are published).
-    await scanner.drained(30_000);
-    const secsB = Number(process.hrtime.bigint() - t1) / 1e9;
-    const cpuB = c1 === null ? null : mainThreadCpuMs() - c1;
-    const th2 = threadCpuMs();
-    if (profiler) {
-      const { profile } = await profiler.post('Profiler.stop');
-      writeFileSync(process.env.BENCH_SCANNER_PROFILE, JSON.stringify(profile));
-      profiler.disconnect();
-    }
-    if (st.state !== 'done') throw new Error(`replay ended ${st.state}: ${st.error ?? ''}`);
-    const eventsB = scanner.metrics().events - events1;
-    if (eventsB !== eventsA) throw new Error(`replay applied ${eventsB} venue events, processing ${eventsA}`);
-    runsB.push(Math.round(eventsB / secsB));
-    if (cpuB !== null) cpuB_us.push((cpuB * 1000) / eventsB);
-    const roles = cpuByRole(th1, th2, eventsB, subTid);
-    if (roles) rolesB.push(roles);
-    console.log(
-      `(b) run ${round}/${ROUNDS}, replay at max speed: ${info.records.toLocaleString()} records (${eventsB.toLocaleString()} venue events) in ${secsB.toFixed(2)} s = ` +
-        `${runsB.at(-1).toLocaleString()} events/s (${Math.round(levelUpdates / secsB).toLocaleString()} per-token updates/s)` +
-        (cpuB === null ? '' : `; scanner thread CPU ${((cpuB * 1000) / eventsB).toFixed(1)} µs per event`) +
-        (roles ? ` (CPU µs per event by thread: ${Object.entries(roles).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''),
-    );
+    return out;
   }
   const best = (xs) => Math.max(...xs);
   const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
-  const procRate = best(runsA);
-  const replayRate = best(runsB);
-  console.log(
-    `(a) processing: best ${procRate.toLocaleString()} events/s, median ${median(runsA).toLocaleString()}; ` +
-      `(b) replay: best ${replayRate.toLocaleString()} events/s, median ${median(runsB).toLocaleString()} (${ROUNDS} runs each)`,
-  );
-  const cpuPerEventA = cpuA_us.length ? Math.min(...cpuA_us) : null;
-  const cpuPerEventB = cpuB_us.length ? Math.min(...cpuB_us) : null;
+  const sum = (roles) => Object.values(roles).reduce((x, y) => x + y, 0);
+  /** Prints a configuration's summary lines and returns its figures. */
+  function summarize(r, what) {
+    const procRate = best(r.a);
+    const replayRate = best(r.b);
+    const roles = r.rolesB[r.b.indexOf(replayRate)] ?? null;
+    console.log(
+      `${what}: (a) processing best ${procRate.toLocaleString()} events/s, median ${median(r.a).toLocaleString()}; ` +
+        `(b) replay best ${replayRate.toLocaleString()} events/s, median ${median(r.b).toLocaleString()} (${r.a.length} runs each)`,
+    );
+    if (roles) {
+      console.log(
+        `  CPU per venue event over the whole process in the best replay run (µs): ${Object.entries(roles).map(([k, v]) => `${k} ${v}`).join(', ')} = ${sum(roles).toFixed(1)}: ` +
+          `two cores doing nothing else would replay at most ${Math.round(2e6 / sum(roles)).toLocaleString()} events/s`,
+      );
+    }
+    return { procRate, replayRate, roles };
+  }
+
+  await follow(mainTopics);
+  const main = await runs(ROUNDS, 'main');
+  // The same with a subscriber taking every message: on two cores its receiving competes with the scanner.
+  const everything = mainTopics === ALL_TOPICS ? undefined : (await follow(ALL_TOPICS), await runs(1, 'all-topics'));
+  const mainSum = summarize(main, `subscriber on ${mainTopics === oneMarket ? "one market's topics" : mainTopics.join(',')}`);
+  const allSum = everything ? summarize(everything, 'subscriber on every price, book and trade message') : undefined;
+  const procRate = mainSum.procRate;
+  const replayRate = mainSum.replayRate;
+  const cpuPerEventA = main.cpuA.length ? Math.min(...main.cpuA) : null;
+  const cpuPerEventB = main.cpuB.length ? Math.min(...main.cpuB) : null;
   if (cpuPerEventB !== null) {
     console.log(
       `scanner thread CPU per venue event (least of the runs): (a) ${cpuPerEventA.toFixed(1)} µs, (b) ${cpuPerEventB.toFixed(1)} µs — ` +
         `with a core to itself the thread would do ${Math.round(1e6 / cpuPerEventA).toLocaleString()} and ${Math.round(1e6 / cpuPerEventB).toLocaleString()} events/s`,
-    );
-  }
-
-  const bestRoles = rolesB[runsB.indexOf(replayRate)];
-  if (bestRoles) {
-    const all = Object.values(bestRoles).reduce((x, y) => x + y, 0);
-    console.log(
-      `(b) CPU per venue event over the whole process in the best replay run (µs): ${Object.entries(bestRoles).map(([k, v]) => `${k} ${v}`).join(', ')} = ${all.toFixed(1)}: ` +
-        `with both cores busy for it alone, this process could replay at most ${Math.round(2e6 / all).toLocaleString()} events/s`,
     );
   }
 
@@ -334,14 +372,17 @@ try {
       bench: 'scanner',
       process_events_per_s: procRate,
       replay_events_per_s: replayRate,
-      process_events_per_s_median: median(runsA),
-      replay_events_per_s_median: median(runsB),
-      process_runs: runsA,
-      replay_runs: runsB,
+      process_events_per_s_median: median(main.a),
+      replay_events_per_s_median: median(main.b),
+      process_runs: main.a,
+      replay_runs: main.b,
+      subscribed: mainTopics === oneMarket ? 'one market' : mainTopics,
+      process_events_per_s_all_subscribed: allSum?.procRate ?? procRate,
+      replay_events_per_s_all_subscribed: allSum?.replayRate ?? replayRate,
       process_cpu_us_per_event: cpuPerEventA === null ? null : Number(cpuPerEventA.toFixed(2)),
       replay_cpu_us_per_event: cpuPerEventB === null ? null : Number(cpuPerEventB.toFixed(2)),
-      replay_cpu_us_by_thread: rolesB[runsB.indexOf(replayRate)] ?? null,
-      subscribed: SUBSCRIBE,
+      replay_cpu_us_by_thread: mainSum.roles,
+      replay_cpu_us_by_thread_all_subscribed: allSum?.roles ?? mainSum.roles,
       replay_records_per_s: Math.round((replayRate * info.records) / firstA.events),
       process_updates_per_s: Math.round((procRate * levelUpdates) / firstA.events),
       replay_updates_per_s: Math.round((replayRate * levelUpdates) / firstA.events),
@@ -350,7 +391,8 @@ try {
       events: firstA.events,
       published_per_pass: firstA.prices + firstA.books + firstA.trades,
       published_total: published.published_prices + published.published_books + published.trades,
-      subscriber_received: received,
+      subscriber_received_per_replay: main.receivedB[0],
+      subscriber_received_per_replay_all_subscribed: everything?.receivedB[0] ?? main.receivedB[0],
       stage_us: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, Number(v.toFixed(2))])),
       single_thread_ceiling_events_per_s: Math.round(1e6 / total),
     }),
