@@ -120,6 +120,7 @@ export class BusPublisher {
 
   async close(drainMs = 1000): Promise<void> {
     await this.queue.drain(drainMs);
+    this.queue.close();
     this.sock.close();
   }
 }

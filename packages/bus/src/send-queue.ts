@@ -31,6 +31,7 @@ export class SendQueue {
   failed = 0;
 
   private flushQueued = false;
+  private shut = false;
 
   /** Immediate mode: every waiting message to ZeroMQ, in order. */
   private readonly flush = () => {
@@ -38,11 +39,12 @@ export class SendQueue {
     const items = this.items;
     if (items.length === 0) return;
     this.items = [];
+    // Once per batch: `closed` is a native call, and nothing below can close the socket.
+    if (this.shut || this.sock.closed) {
+      this.dropped += items.length;
+      items.length = 0;
+    }
     for (let i = 0; i < items.length; i++) {
-      if (this.sock.closed) {
-        this.dropped += items.length - i;
-        break;
-      }
       try {
         // Resolved (or rejected) before it returns: the next send may follow at once.
         this.sock.send(items[i]!).catch(this.onLateError);
@@ -71,6 +73,11 @@ export class SendQueue {
     private readonly immediate = false,
   ) {}
 
+  /** Immediate mode: the owner is closing the socket; later messages are refused and counted. */
+  close(): void {
+    this.shut = true;
+  }
+
   get length(): number {
     return this.items.length - this.head;
   }
@@ -78,7 +85,7 @@ export class SendQueue {
   /** Returns false (and counts a drop) when the queue is full. */
   enqueue(frames: Frames): boolean {
     if (this.immediate) {
-      if (this.sock.closed) {
+      if (this.shut) {
         this.dropped++;
         return false;
       }
