@@ -571,7 +571,7 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Scanne
       registry = new MarketRegistry(ctx.paths.polybotDb);
       // Outbound checks are skipped on this hot path: every field is built from values the processors
       // already range-checked, and every subscriber validates what it receives.
-      publisher = new BusPublisher({ endpoint: ctx.endpoints['prices.pub'], mode: 'bind', src: 'scanner', log, validate: false });
+      publisher = new BusPublisher({ endpoint: ctx.endpoints['prices.pub'], mode: 'bind', src: 'scanner', log, validate: false, sendThread: true });
       publisher.tap = (topic, payload, ts) => recorder?.append({ kind: 'event', recvTs: ts, topic, payload });
       await publisher.start();
       replier = new BusReplier({

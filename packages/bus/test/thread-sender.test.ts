@@ -1,0 +1,108 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Subscriber } from 'zeromq';
+import { topics, type PriceMessage, type Unstamped } from '@polybot/protocol';
+import { tempDataDir, waitFor, sleep } from '@polybot/testkit';
+import { BusPublisher, BusSubscriber, prepareEndpoint, resolveEndpoints, type Endpoints } from '../src/index.js';
+import { ThreadSender } from '../src/thread-sender.js';
+
+let tmp: ReturnType<typeof tempDataDir>;
+let ep: Endpoints;
+const closers: Array<() => Promise<void> | void> = [];
+
+beforeEach(() => {
+  tmp = tempDataDir('pbthread');
+  ep = resolveEndpoints(tmp.dir);
+});
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c();
+  tmp.cleanup();
+});
+
+const price = (token: string, bid: number): Unstamped<PriceMessage> => ({
+  type: 'price', token_id: token, market: '0xabc', bid, ask: bid + 0.01, mid: null, bid_size: 10, ask_size: 12, venue_ts: 5,
+});
+
+describe('publisher with a sender thread', () => {
+  it('delivers a burst from one synchronous loop whole and in order, drains, and refuses after close', async () => {
+    const pub = new BusPublisher({ endpoint: ep['prices.pub'], mode: 'bind', src: 'scanner', sendThread: true, sendHighWaterMark: 100_000 });
+    await pub.start();
+    closers.push(() => pub.close());
+    const bids: number[] = [];
+    const sub = new BusSubscriber({
+      endpoints: [ep['prices.pub']],
+      topics: ['price.'],
+      receiveHighWaterMark: 100_000,
+      onMessage: (m, topic) => {
+        if (topic === topics.price('burst')) bids.push((m as PriceMessage).bid ?? -1);
+      },
+    });
+    sub.start();
+    closers.push(() => sub.close());
+    await waitFor(() => {
+      pub.publish(topics.price('warm'), price('warm', 0.01));
+      return sub.received > 0;
+    }, { what: 'subscriber to join' });
+    await sleep(100);
+    const N = 20_000;
+    for (let i = 1; i <= N; i++) expect(pub.publish(topics.price('burst'), price('burst', i / 1e6))).toBe(true);
+    expect(await pub.drain(10_000)).toBe(true);
+    expect(pub.stats.queued).toBe(0);
+    await waitFor(() => bids.length >= N, { what: 'the whole burst', timeoutMs: 30_000 });
+    expect(bids).toEqual(Array.from({ length: N }, (_, i) => (i + 1) / 1e6));
+    expect(sub.stats.gaps).toBe(0);
+    expect(sub.stats.invalid).toBe(0);
+    await pub.close();
+    expect(pub.publish(topics.price('burst'), price('burst', 0.5))).toBe(false);
+    expect(pub.stats.dropped).toBe(1);
+  });
+
+  it('wraps a small ring and holds what does not fit, in order, with messages of every size', async () => {
+    const errors: unknown[] = [];
+    prepareEndpoint(ep['prices.pub']);
+    const sender = new ThreadSender({ endpoint: ep['prices.pub'], mode: 'bind', sendHighWaterMark: 0, ringBytes: 4096, onError: (e) => errors.push(e) });
+    await sender.start();
+    closers.push(() => sender.close());
+    const sub = new Subscriber({ receiveHighWaterMark: 0 });
+    sub.connect(ep['prices.pub']);
+    sub.subscribe('t');
+    closers.push(() => sub.close());
+    const got: string[] = [];
+    let warm = 0;
+    const loop = (async () => {
+      for await (const [t, p] of sub) {
+        if (t!.toString() === 't.warm') warm++;
+        else got.push(`${t!.toString()}:${p!.length}:${p![p!.length - 1] ?? -1}`);
+      }
+    })().catch(() => {});
+    // Join first: a PUB socket sends nothing to a subscriber it does not know yet.
+    await waitFor(() => {
+      sender.enqueue([Buffer.from('t.warm'), new Uint8Array(1)]);
+      return warm > 0;
+    }, { what: 'subscriber to join' });
+    const want: string[] = [];
+    for (let i = 0; i < 5000; i++) {
+      const topic = Buffer.from(`t.${i % 7}`.padEnd(1 + (i % 13), 'x'));
+      const payload = new Uint8Array((i * 37) % 1500).fill(i % 251);
+      expect(sender.enqueue([topic, payload])).toBe(true);
+      want.push(`${topic.toString()}:${payload.length}:${payload.length ? i % 251 : -1}`);
+      if (i % 500 === 0) await sleep(1);
+    }
+    expect(await sender.drain(20_000)).toBe(true);
+    await waitFor(() => got.length >= want.length, { what: 'every message', timeoutMs: 20_000 });
+    expect(got).toEqual(want);
+    expect(sender.length).toBe(0);
+    expect(sender.failed).toBe(0);
+    expect(errors).toEqual([]);
+    await sender.close();
+    void loop;
+  });
+
+  it('a bind that fails says so', async () => {
+    const first = new BusPublisher({ endpoint: ep['prices.pub'], mode: 'bind', src: 'a', sendThread: true });
+    await first.start();
+    closers.push(() => first.close());
+    const second = new BusPublisher({ endpoint: 'tcp://256.1.1.1:1', mode: 'bind', src: 'b', sendThread: true });
+    await expect(second.start()).rejects.toThrow(/publisher thread could not bind tcp:\/\/256\.1\.1\.1:1/);
+    await second.close();
+  });
+});
