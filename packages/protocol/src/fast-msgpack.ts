@@ -19,6 +19,8 @@ export interface MapWriter {
   entries(e: EncodedEntries): MapWriter;
   field(key: Uint8Array): MapWriter;
   number(v: number): MapWriter;
+  /** `number(m / 1e6)` for integer micro-units. */
+  micros(m: number): MapWriter;
   string(v: string): MapWriter;
   nil(): MapWriter;
   array(n: number): MapWriter;
@@ -85,6 +87,23 @@ export class FlatEncoder implements MapWriter {
 
   number(v: number): this {
     this.num(v);
+    return this;
+  }
+
+  /**
+   * `number(m / 1_000_000)` for integer micros (prices and sizes): the quotient is written here, not
+   * handed to another call, where a fraction would be boxed on the heap first.
+   */
+  micros(m: number): this {
+    const v = m / 1_000_000;
+    if (Number.isSafeInteger(v)) {
+      this.num(v);
+      return this;
+    }
+    this.ensure(9);
+    this.buf[this.pos++] = 0xcb;
+    this.view.setFloat64(this.pos, v);
+    this.pos += 8;
     return this;
   }
 

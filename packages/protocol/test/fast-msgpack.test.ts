@@ -88,4 +88,18 @@ describe('FlatEncoder', () => {
     expect(() => FlatEncoder.entries({ a: { nested: 1 } })).toThrow(TypeError);
     expect(() => FlatEncoder.entries(Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}`, i])))).toThrow(RangeError);
   });
+
+  it('writes integer micros as the number they stand for', () => {
+    const enc = new FlatEncoder();
+    const key = FlatEncoder.key('x');
+    fc.assert(
+      fc.property(fc.oneof(fc.integer({ min: 0, max: 2_000_000 }), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER })), (m) => {
+        const a = Buffer.from(enc.begin().field(key).micros(m).end()!);
+        const b = Buffer.from(enc.begin().field(key).number(m / 1_000_000).end()!);
+        expect(a).toEqual(b);
+        expect(a).toEqual(Buffer.from(reference.encode({ x: m / 1_000_000 })));
+      }),
+      { numRuns: 3000 },
+    );
+  });
 });

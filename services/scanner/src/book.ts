@@ -100,19 +100,35 @@ class BookSide {
   readonly sizeAt: number[] = [];
 
   set(p: number, s: number): void {
-    const i = lowerBound(this.prices, p);
-    if (this.prices[i] === p) this.sizeAt[i] = s;
-    else {
-      this.prices.splice(i, 0, p);
-      this.sizeAt.splice(i, 0, s);
+    const prices = this.prices;
+    const i = lowerBound(prices, p);
+    if (prices[i] === p) {
+      this.sizeAt[i] = s;
+      return;
     }
+    // Shifted by hand: `splice` returns a new array every call.
+    const sizes = this.sizeAt;
+    prices.push(p);
+    sizes.push(s);
+    for (let k = prices.length - 1; k > i; k--) {
+      prices[k] = prices[k - 1]!;
+      sizes[k] = sizes[k - 1]!;
+    }
+    prices[i] = p;
+    sizes[i] = s;
   }
 
   delete(p: number): void {
-    const i = lowerBound(this.prices, p);
-    if (this.prices[i] !== p) return;
-    this.prices.splice(i, 1);
-    this.sizeAt.splice(i, 1);
+    const prices = this.prices;
+    const i = lowerBound(prices, p);
+    if (prices[i] !== p) return;
+    const sizes = this.sizeAt;
+    for (let k = i + 1; k < prices.length; k++) {
+      prices[k - 1] = prices[k]!;
+      sizes[k - 1] = sizes[k]!;
+    }
+    prices.pop();
+    sizes.pop();
   }
 
   /** Replaces every level (a snapshot): one sort instead of an insert per level. */
@@ -242,7 +258,7 @@ export class L2Book {
    * One side's first `depth` levels as `levels` gives them, written as a msgpack array of
    * [price, size] pairs: a depth message straight from the book.
    */
-  writeLevels(w: Pick<MapWriter, 'array' | 'number'>, which: 'bids' | 'asks', depth: number): void {
+  writeLevels(w: Pick<MapWriter, 'array' | 'micros'>, which: 'bids' | 'asks', depth: number): void {
     const bids = which === 'bids';
     const { prices, sizeAt } = bids ? this.bidSide : this.askSide;
     const k = prices.length;
@@ -250,7 +266,7 @@ export class L2Book {
     w.array(n);
     for (let i = 0; i < n; i++) {
       const j = bids ? k - 1 - i : i;
-      w.array(2).number(prices[j]! / 1_000_000).number(sizeAt[j]! / 1_000_000);
+      w.array(2).micros(prices[j]!).micros(sizeAt[j]!);
     }
   }
 

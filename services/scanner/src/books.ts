@@ -99,6 +99,8 @@ interface BookState {
   heads?: { conditionId: string; outcome: string; price: EncodedEntries; book: EncodedEntries };
 }
 
+const NO_ENTRIES: EncodedEntries = { bytes: new Uint8Array(0), count: 0 };
+
 /** Map keys of the written price and depth messages, in the order of the message objects. */
 const K = {
   bid: FlatEncoder.key('bid'),
@@ -144,6 +146,44 @@ export class BookKeeper {
   private nextFlushAt = Infinity;
   private readonly depth: number;
   private now = 0;
+  private readonly scratch = { touched: [] as BookState[], lastTop: [] as BookState[], lastTopCh: [] as NLevelChange[] };
+  /**
+   * The price message being written (micros; -1 for an empty side), read by one writer made once:
+   * no closure per message, and no fraction boxed on its way to the encoder.
+   */
+  private readonly pw = { head: NO_ENTRIES, bid: 0, ask: 0, bidSize: 0, askSize: 0, venueTs: 0, recvTs: 0 };
+  private readonly writePrice = (w: MapWriter): void => {
+    const p = this.pw;
+    w.entries(p.head).field(K.bid);
+    if (p.bid < 0) w.nil();
+    else w.micros(p.bid);
+    w.field(K.ask);
+    if (p.ask < 0) w.nil();
+    else w.micros(p.ask);
+    w.field(K.mid);
+    if (p.bid < 0 || p.ask < 0) w.nil();
+    else w.micros(midMicros(p.bid, p.ask));
+    w.field(K.bid_size).micros(p.bidSize).field(K.ask_size).micros(p.askSize);
+    w.field(K.venue_ts).number(p.venueTs).field(K.recv_ts).number(p.recvTs);
+  };
+  /** The depth message being written, likewise. */
+  private readonly dw: { head: EncodedEntries; book: L2Book | undefined; tick: number; hash: string | undefined } = {
+    head: NO_ENTRIES,
+    book: undefined,
+    tick: 0,
+    hash: undefined,
+  };
+  private readonly writeDepth = (w: MapWriter): void => {
+    const d = this.dw;
+    const b = d.book!;
+    w.entries(d.head).field(K.bids);
+    b.writeLevels(w, 'bids', this.depth);
+    w.field(K.asks);
+    b.writeLevels(w, 'asks', this.depth);
+    w.field(K.tick_size).number(d.tick);
+    if (d.hash !== undefined) w.field(K.hash).string(d.hash);
+    w.field(K.venue_ts).number(b.venueTs).field(K.recv_ts).number(this.now);
+  };
   readonly counters = {
     published_prices: 0,
     published_books: 0,
@@ -323,10 +363,10 @@ export class BookKeeper {
   }
 
   private onPriceChange(ev: NPriceChange): void {
-    // A frame touches one or two books: short arrays beat a Set and a Map per frame.
-    const touched: BookState[] = [];
-    const lastTop: BookState[] = [];
-    const lastTopCh: NLevelChange[] = [];
+    // A frame touches one or two books: short arrays beat a Set and a Map per frame, and the same
+    // three arrays serve every frame (nothing below comes back here).
+    const { touched, lastTop, lastTopCh } = this.scratch;
+    touched.length = lastTop.length = lastTopCh.length = 0;
     for (const ch of ev.changes) {
       const st = this.stateOf(ch.token);
       if (!st) continue;
@@ -559,29 +599,23 @@ export class BookKeeper {
     const t = b.top();
     const lt = st.lastTop;
     if (snapshot || !lt || lt[0] !== t.bid || lt[1] !== t.bidSize || lt[2] !== t.ask || lt[3] !== t.askSize) {
-      st.lastTop = [t.bid, t.bidSize, t.ask, t.askSize];
+      if (lt) {
+        lt[0] = t.bid;
+        lt[1] = t.bidSize;
+        lt[2] = t.ask;
+        lt[3] = t.askSize;
+      } else st.lastTop = [t.bid, t.bidSize, t.ask, t.askSize];
       const written = this.opts.publishWritten;
       if (written) {
-        const head = headsOf(st, info).price;
-        const bid = t.bid === null ? null : microsToNumber(t.bid);
-        const ask = t.ask === null ? null : microsToNumber(t.ask);
-        const mid = t.bid !== null && t.ask !== null ? microsToNumber(midMicros(t.bid, t.ask)) : null;
-        const venueTs = b.venueTs;
-        const ok = written(st.priceTopic, (w) => {
-          w.entries(head).field(K.bid);
-          if (bid === null) w.nil();
-          else w.number(bid);
-          w.field(K.ask);
-          if (ask === null) w.nil();
-          else w.number(ask);
-          w.field(K.mid);
-          if (mid === null) w.nil();
-          else w.number(mid);
-          w.field(K.bid_size).number(microsToNumber(t.bidSize));
-          w.field(K.ask_size).number(microsToNumber(t.askSize));
-          w.field(K.venue_ts).number(venueTs).field(K.recv_ts).number(recvTs);
-        });
-        if (ok) this.counters.published_prices++;
+        const pw = this.pw;
+        pw.head = headsOf(st, info).price;
+        pw.bid = t.bid ?? -1;
+        pw.ask = t.ask ?? -1;
+        pw.bidSize = t.bidSize;
+        pw.askSize = t.askSize;
+        pw.venueTs = b.venueTs;
+        pw.recvTs = recvTs;
+        if (written(st.priceTopic, this.writePrice)) this.counters.published_prices++;
       } else {
         const price: Unstamped<PriceMessage> = {
           type: 'price',
@@ -624,19 +658,13 @@ export class BookKeeper {
     const hash = b.hash ? b.hash.slice(0, 128) : undefined;
     const written = this.opts.publishWritten;
     if (written) {
-      const head = headsOf(st, info).book;
-      const depth = this.depth;
-      const venueTs = b.venueTs;
-      const now = this.now;
-      const ok = written(st.bookTopic, (w) => {
-        w.entries(head).field(K.bids);
-        b.writeLevels(w, 'bids', depth);
-        w.field(K.asks);
-        b.writeLevels(w, 'asks', depth);
-        w.field(K.tick_size).number(tick);
-        if (hash !== undefined) w.field(K.hash).string(hash);
-        w.field(K.venue_ts).number(venueTs).field(K.recv_ts).number(now);
-      });
+      const dw = this.dw;
+      dw.head = headsOf(st, info).book;
+      dw.book = b;
+      dw.tick = tick;
+      dw.hash = hash;
+      const ok = written(st.bookTopic, this.writeDepth);
+      dw.book = undefined;
       if (ok) this.counters.published_books++;
       return;
     }

@@ -376,12 +376,9 @@ function fastPriceChange(o: Obj, recvTs: number): ProcessResult {
     if (!isToken(asset_id)) return 'token';
     if (!isPrice(price) || (size !== undefined && !isSize(size))) return 'level';
     if ((best_bid !== undefined && !isPrice(best_bid)) || (best_ask !== undefined && !isPrice(best_ask))) return 'best_price';
-    const ch: NLevelChange = { token: asset_id, side, price };
-    if (size !== undefined) ch.size = size;
-    if (hash !== undefined) ch.hash = hash;
-    if (best_bid !== undefined) ch.bestBid = best_bid;
-    if (best_ask !== undefined) ch.bestAsk = best_ask;
-    changes.push(ch);
+    // Every field in one literal (absent ones undefined): one object shape, no property store grown
+    // field by field.
+    changes.push({ token: asset_id, side, price, size, hash, bestBid: best_bid, bestAsk: best_ask });
   }
   if (venueTs === undefined) return 'timestamp';
   return { type: 'price_change', market, changes, venueTs, recvTs };
