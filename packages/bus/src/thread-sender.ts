@@ -133,16 +133,21 @@ export class ThreadSender {
       },
     });
     this.worker.unref();
+    let failStart: (err: Error) => void = () => {};
     this.ready = new Promise((resolve, reject) => {
+      failStart = reject;
       this.worker.on('message', (m: { ready?: boolean; error?: string }) => {
         if (m.ready) resolve();
         else if (m.error) reject(new Error(`publisher thread could not ${opts.mode} ${opts.endpoint}: ${m.error}`));
       });
     });
+    // Whoever calls start() sees a failure; an unstarted sender must not crash the process with it.
+    this.ready.catch(() => {});
     this.exit = new Promise((resolve) => {
-      this.worker.once('exit', () => {
+      this.worker.once('exit', (code) => {
         this.exited = true;
         this.shut = true;
+        failStart(new Error(`publisher thread for ${opts.endpoint} exited (code ${code})`));
         resolve();
       });
     });
@@ -238,6 +243,12 @@ export class ThreadSender {
         if (this.overflow.length === 0) break;
         const w = waitAsync(this.ctrl, TAIL, tail, 100);
         if (w.async) await w.value;
+      }
+      if (this.exited && this.overflow.length > 0) {
+        // The sender thread is gone: what it never got is dropped, and counted.
+        this.dropped += this.overflow.length;
+        this.written -= this.overflow.length;
+        this.overflow = [];
       }
       this.waitingForRoom = false;
     };
