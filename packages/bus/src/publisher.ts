@@ -21,6 +21,8 @@ export interface PublisherOptions {
    * messages a second on a busy event loop (the scanner).
    */
   sendThread?: boolean;
+  /** Bytes of the sender thread's ring (default 8 MiB); past it messages wait in memory. */
+  sendRingBytes?: number;
   log?: BusLogger;
 }
 
@@ -54,7 +56,7 @@ export class BusPublisher {
     const onError = (err: unknown) => this.log.warn({ err, endpoint: opts.endpoint }, 'publish failed');
     const sendHighWaterMark = opts.sendHighWaterMark ?? 10_000;
     if (opts.sendThread) {
-      this.queue = new ThreadSender({ endpoint: opts.endpoint, mode: opts.mode, sendHighWaterMark, onError });
+      this.queue = new ThreadSender({ endpoint: opts.endpoint, mode: opts.mode, sendHighWaterMark, ringBytes: opts.sendRingBytes, onError });
     } else {
       this.sock = new Publisher({ sendHighWaterMark, linger: 500, sendTimeout: 0 });
       this.queue = new SendQueue(this.sock, 0, onError, true);
@@ -97,7 +99,10 @@ export class BusPublisher {
     const envelope = this.envelope;
     envelope.seq = this.seq + 1;
     envelope.ts = ts;
-    const frames = this.codec.encodeWritten(topic, write, this.writeEnvelope);
+    // With a sender thread and no tap, the payload is copied straight into the ring from the
+    // encoder's buffer: no bytes of its own are kept for it.
+    const transient = this.sock === undefined && this.tap === undefined && this.opts.validate === false;
+    const frames = this.codec.encodeWritten(topic, write, this.writeEnvelope, transient);
     if (this.opts.validate !== false) {
       const res = this.codec.decodePayload(frames[1], topic);
       if (!res.ok) {
@@ -107,6 +112,7 @@ export class BusPublisher {
       }
     }
     this.seq++;
+    if (transient) return (this.queue as ThreadSender).enqueue(frames, true);
     return this.send(topic, frames, ts);
   }
 

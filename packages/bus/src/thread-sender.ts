@@ -175,15 +175,19 @@ export class ThreadSender {
     return this.written - this.sent - this.failed;
   }
 
-  /** Copies a message into the ring (or behind it when full); false once closing. */
-  enqueue(frames: [Uint8Array, Uint8Array]): boolean {
+  /**
+   * Copies a message into the ring (or behind it when full); false once closing. `transient`: the
+   * payload is valid only during this call (a view of an encoder's buffer), so a message that must
+   * wait gets a copy of its own.
+   */
+  enqueue(frames: [Uint8Array, Uint8Array], transient = false): boolean {
     if (this.shut) {
       this.dropped++;
       return false;
     }
     if (this.overflow.length > 0 || !this.write(frames[0], frames[1])) {
-      // Keep our own copy of neither: the frames are the caller's and stay valid (slab payloads).
-      this.overflow.push(frames);
+      // Topic frames are cached per topic and never change; slab payloads stay valid.
+      this.overflow.push(transient ? [frames[0], frames[1].slice()] : frames);
       this.waitForRoom();
     }
     this.written++;

@@ -138,14 +138,16 @@ export class Codec {
     topic: string,
     write: (w: MapWriter) => void,
     envelope: Record<string, unknown> | ((w: MapWriter) => void),
+    /** The payload as a view of the encoder's buffer, valid until the next encode (see FlatEncoder.end). */
+    transient = false,
   ): [Buffer, Uint8Array] {
     const w = this.flat.begin();
     write(w);
     let payload: Uint8Array | undefined;
     if (typeof envelope === 'function') {
       envelope(w);
-      payload = w.end();
-    } else payload = w.end(envelope);
+      payload = w.end(undefined, transient);
+    } else payload = w.end(envelope, transient);
     if (!payload) throw new TypeError('envelope holds a value msgpack maps on the bus cannot carry');
     return [this.topicFrame(topic), payload];
   }

@@ -125,8 +125,12 @@ export class FlatEncoder implements MapWriter {
     return this;
   }
 
-  /** Appends `tail`'s entries (the envelope; undefined values left out) and returns the map. */
-  end(tail?: Record<string, unknown>): Uint8Array | undefined {
+  /**
+   * Appends `tail`'s entries (the envelope; undefined values left out) and returns the map.
+   * `transient`: a view of the working buffer, valid only until the next message is begun (for a
+   * caller that copies it at once), instead of bytes of its own.
+   */
+  end(tail?: Record<string, unknown>, transient = false): Uint8Array | undefined {
     let n = this.written;
     if (tail) {
       const kt = Object.keys(tail);
@@ -139,7 +143,7 @@ export class FlatEncoder implements MapWriter {
         n++;
       }
     }
-    return this.finish(n);
+    return this.finish(n, transient);
   }
 
   /** Encodes `a`'s entries then `b`'s (the envelope) as one map; undefined if a value is unsupported. */
@@ -171,7 +175,7 @@ export class FlatEncoder implements MapWriter {
   }
 
   /** Writes the header for `n` entries before the body and returns the map. */
-  private finish(n: number): Uint8Array {
+  private finish(n: number, transient = false): Uint8Array {
     if (n < 16) this.buf[0] = 0x80 | n;
     else {
       // Wider header (rare for bus messages): move the body up to make room.
@@ -187,7 +191,7 @@ export class FlatEncoder implements MapWriter {
         this.view.setUint32(1, n);
       }
     }
-    return this.take();
+    return transient ? this.buf.subarray(0, this.pos) : this.take();
   }
 
   /**

@@ -465,6 +465,8 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Scanne
       maxSegmentMs: cfg.POLYBOT_RECORDING_SEGMENT_MINUTES * 60_000,
     });
     recorder = w;
+    // Published messages are recorded too; without a recording the publisher keeps no copy of them.
+    if (publisher) publisher.tap = (topic, payload, ts) => recorder?.append({ kind: 'event', recvTs: ts, topic, payload });
     recordingName = n;
     recordingStartedAt = Date.now();
     // A recording that starts mid-stream needs the markets and books it will see: the current list
@@ -483,6 +485,7 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Scanne
     if (!w) return recordStatus();
     const st = recordStatus();
     recorder = undefined;
+    if (publisher) publisher.tap = undefined;
     await w.close();
     log.info({ name: recordingName, records: st.records, bytes: w.stats().bytes }, 'recording stopped');
     recordingName = undefined;
@@ -572,7 +575,6 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Scanne
       // Outbound checks are skipped on this hot path: every field is built from values the processors
       // already range-checked, and every subscriber validates what it receives.
       publisher = new BusPublisher({ endpoint: ctx.endpoints['prices.pub'], mode: 'bind', src: 'scanner', log, validate: false, sendThread: true });
-      publisher.tap = (topic, payload, ts) => recorder?.append({ kind: 'event', recvTs: ts, topic, payload });
       await publisher.start();
       replier = new BusReplier({
         endpoint: ctx.endpoints['scanner.rep'],
