@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { statSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { Publisher, Push, Reply } from 'zeromq';
 import { encode } from '@msgpack/msgpack';
 import { FlatEncoder, topics, type PriceMessage, type SignalMessage, type StatusMessage, type Unstamped } from '@polybot/protocol';
@@ -16,34 +16,18 @@ import {
   Forwarder,
   prepareEndpoint,
   RpcFailure,
-  resolveEndpoints,
   type Endpoints,
 } from '../src/index.js';
+import { busTestEnv, joined, price, pricePair } from './harness.js';
 
-let tmp: ReturnType<typeof tempDataDir>;
+const env = busTestEnv('pbbus');
+const closers = env.closers;
 let ep: Endpoints;
-const closers: Array<() => Promise<void> | void> = [];
-
+let tmp: ReturnType<typeof tempDataDir>;
 beforeEach(() => {
-  tmp = tempDataDir('pbbus');
-  ep = resolveEndpoints(tmp.dir);
+  ep = env.ep;
+  tmp = env.tmp;
 });
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-  tmp.cleanup();
-});
-
-const price = (token: string, bid: number): Unstamped<PriceMessage> => ({
-  type: 'price', token_id: token, market: '0xabc', bid, ask: bid + 0.01, mid: bid + 0.005, bid_size: 10, ask_size: 12, venue_ts: Date.now(),
-});
-
-/** Publishes until the subscriber sees something: the slow-joiner window is real. */
-async function joined(pub: BusPublisher, sub: { received: number }, topic: string, msg: Unstamped<PriceMessage>) {
-  await waitFor(() => {
-    pub.publish(topic, msg);
-    return sub.received > 0;
-  }, { what: 'subscriber to join' });
-}
 
 describe('PUB/SUB', () => {
   it('delivers validated messages by topic prefix and stamps the envelope', async () => {
@@ -65,21 +49,7 @@ describe('PUB/SUB', () => {
   });
 
   it('hands every message to ZeroMQ as it is published: a burst from one synchronous loop arrives whole and in order', async () => {
-    const pub = new BusPublisher({ endpoint: ep['prices.pub'], mode: 'bind', src: 'scanner', sendHighWaterMark: 100_000 });
-    await pub.start();
-    closers.push(() => pub.close());
-    const bids: number[] = [];
-    const sub = new BusSubscriber({
-      endpoints: [ep['prices.pub']],
-      topics: ['price.'],
-      receiveHighWaterMark: 100_000,
-      onMessage: (m, topic) => {
-        if (topic === topics.price('burst')) bids.push((m as PriceMessage).bid ?? -1);
-      },
-    });
-    sub.start();
-    closers.push(() => sub.close());
-    await joined(pub, sub, topics.price('warm'), price('warm', 0.01));
+    const { pub, sub, bids } = await pricePair(env, 'burst', { sendHighWaterMark: 100_000 });
     await sleep(100);
     const N = 20_000;
     // Far more than zeromq.js resolves per event-loop turn for a waiting send (512).

@@ -1,47 +1,17 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Subscriber } from 'zeromq';
-import { FlatEncoder, topics, type PriceMessage, type Unstamped } from '@polybot/protocol';
-import { tempDataDir, waitFor, sleep } from '@polybot/testkit';
-import { BusPublisher, BusSubscriber, prepareEndpoint, resolveEndpoints, type Endpoints } from '../src/index.js';
+import { FlatEncoder, topics } from '@polybot/protocol';
+import { waitFor, sleep } from '@polybot/testkit';
+import { BusPublisher, prepareEndpoint } from '../src/index.js';
+import { busTestEnv, price, pricePair } from './harness.js';
 import { ThreadSender } from '../src/thread-sender.js';
 
-let tmp: ReturnType<typeof tempDataDir>;
-let ep: Endpoints;
-const closers: Array<() => Promise<void> | void> = [];
-
-beforeEach(() => {
-  tmp = tempDataDir('pbthread');
-  ep = resolveEndpoints(tmp.dir);
-});
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-  tmp.cleanup();
-});
-
-const price = (token: string, bid: number): Unstamped<PriceMessage> => ({
-  type: 'price', token_id: token, market: '0xabc', bid, ask: bid + 0.01, mid: null, bid_size: 10, ask_size: 12, venue_ts: 5,
-});
+const env = busTestEnv('pbthread');
+const closers = env.closers;
 
 describe('publisher with a sender thread', () => {
   it('delivers a burst from one synchronous loop whole and in order, drains, and refuses after close', async () => {
-    const pub = new BusPublisher({ endpoint: ep['prices.pub'], mode: 'bind', src: 'scanner', sendThread: true, sendHighWaterMark: 100_000 });
-    await pub.start();
-    closers.push(() => pub.close());
-    const bids: number[] = [];
-    const sub = new BusSubscriber({
-      endpoints: [ep['prices.pub']],
-      topics: ['price.'],
-      receiveHighWaterMark: 100_000,
-      onMessage: (m, topic) => {
-        if (topic === topics.price('burst')) bids.push((m as PriceMessage).bid ?? -1);
-      },
-    });
-    sub.start();
-    closers.push(() => sub.close());
-    await waitFor(() => {
-      pub.publish(topics.price('warm'), price('warm', 0.01));
-      return sub.received > 0;
-    }, { what: 'subscriber to join' });
+    const { pub, sub, bids } = await pricePair(env, 'burst', { sendThread: true, sendHighWaterMark: 100_000 });
     await sleep(100);
     const N = 20_000;
     for (let i = 1; i <= N; i++) expect(pub.publish(topics.price('burst'), price('burst', i / 1e6))).toBe(true);
@@ -58,12 +28,12 @@ describe('publisher with a sender thread', () => {
 
   it('wraps a small ring and holds what does not fit, in order, with messages of every size', async () => {
     const errors: unknown[] = [];
-    prepareEndpoint(ep['prices.pub']);
-    const sender = new ThreadSender({ endpoint: ep['prices.pub'], mode: 'bind', sendHighWaterMark: 0, ringBytes: 4096, onError: (e) => errors.push(e) });
+    prepareEndpoint(env.ep['prices.pub']);
+    const sender = new ThreadSender({ endpoint: env.ep['prices.pub'], mode: 'bind', sendHighWaterMark: 0, ringBytes: 4096, onError: (e) => errors.push(e) });
     await sender.start();
     closers.push(() => sender.close());
     const sub = new Subscriber({ receiveHighWaterMark: 0 });
-    sub.connect(ep['prices.pub']);
+    sub.connect(env.ep['prices.pub']);
     sub.subscribe('t');
     closers.push(() => sub.close());
     const got: string[] = [];
@@ -98,24 +68,7 @@ describe('publisher with a sender thread', () => {
   });
 
   it('written messages go from the encoder straight into a small ring; those that must wait keep their own bytes', async () => {
-    const pub = new BusPublisher({ endpoint: ep['prices.pub'], mode: 'bind', src: 'scanner', validate: false, sendThread: true, sendRingBytes: 4096, sendHighWaterMark: 0 });
-    await pub.start();
-    closers.push(() => pub.close());
-    const bids: number[] = [];
-    const sub = new BusSubscriber({
-      endpoints: [ep['prices.pub']],
-      topics: ['price.'],
-      receiveHighWaterMark: 0,
-      onMessage: (m, topic) => {
-        if (topic === topics.price('w')) bids.push((m as PriceMessage).bid ?? -1);
-      },
-    });
-    sub.start();
-    closers.push(() => sub.close());
-    await waitFor(() => {
-      pub.publish(topics.price('warm'), price('warm', 0.01));
-      return sub.received > 0;
-    }, { what: 'subscriber to join' });
+    const { pub, sub, bids } = await pricePair(env, 'w', { validate: false, sendThread: true, sendRingBytes: 4096, sendHighWaterMark: 0 });
     const head = FlatEncoder.entries({ type: 'price', token_id: 'w', market: '0xabc' });
     const k = (name: string) => FlatEncoder.key(name);
     const N = 3000;
@@ -135,7 +88,7 @@ describe('publisher with a sender thread', () => {
   });
 
   it('a bind that fails says so', async () => {
-    const first = new BusPublisher({ endpoint: ep['prices.pub'], mode: 'bind', src: 'a', sendThread: true });
+    const first = new BusPublisher({ endpoint: env.ep['prices.pub'], mode: 'bind', src: 'a', sendThread: true });
     await first.start();
     closers.push(() => first.close());
     const second = new BusPublisher({ endpoint: 'tcp://256.1.1.1:1', mode: 'bind', src: 'b', sendThread: true });

@@ -133,15 +133,9 @@ export class FlatEncoder implements MapWriter {
   end(tail?: Record<string, unknown>, transient = false): Uint8Array | undefined {
     let n = this.written;
     if (tail) {
-      const kt = Object.keys(tail);
-      for (let i = 0; i < kt.length; i++) {
-        const k = kt[i]!;
-        const v = tail[k];
-        if (v === undefined) continue;
-        this.key(k);
-        if (!this.value(v, 0)) return undefined;
-        n++;
-      }
+      const m = this.objectEntries(tail);
+      if (m < 0) return undefined;
+      n += m;
     }
     return this.finish(n, transient);
   }
@@ -150,28 +144,30 @@ export class FlatEncoder implements MapWriter {
   encode(a: Record<string, unknown>, b?: Record<string, unknown>): Uint8Array | undefined {
     // One pass: the entry count is known only at the end, so the header byte is written last.
     this.pos = 1;
-    let n = 0;
-    const ka = Object.keys(a);
-    for (let i = 0; i < ka.length; i++) {
-      const k = ka[i]!;
-      const v = a[k];
-      if (v === undefined) continue;
-      this.key(k);
-      if (!this.value(v, 0)) return undefined;
-      n++;
-    }
+    let n = this.objectEntries(a);
+    if (n < 0) return undefined;
     if (b) {
-      const kb = Object.keys(b);
-      for (let i = 0; i < kb.length; i++) {
-        const k = kb[i]!;
-        const v = b[k];
-        if (v === undefined || a[k] !== undefined) continue;
-        this.key(k);
-        if (!this.value(v, 0)) return undefined;
-        n++;
-      }
+      // Keys of `b` already set in `a` are skipped: the same as the merged object.
+      const m = this.objectEntries(b, a);
+      if (m < 0) return undefined;
+      n += m;
     }
     return this.finish(n);
+  }
+
+  /** Writes `o`'s entries but undefined ones and those `skip` sets; their count, or -1 if a value cannot be written. */
+  private objectEntries(o: Record<string, unknown>, skip?: Record<string, unknown>): number {
+    let n = 0;
+    const ks = Object.keys(o);
+    for (let i = 0; i < ks.length; i++) {
+      const k = ks[i]!;
+      const v = o[k];
+      if (v === undefined || (skip !== undefined && skip[k] !== undefined)) continue;
+      this.key(k);
+      if (!this.value(v, 0)) return -1;
+      n++;
+    }
+    return n;
   }
 
   /** Writes the header for `n` entries before the body and returns the map. */
