@@ -79,11 +79,7 @@ export class BusPublisher {
     envelope.ts = ts;
     if (this.opts.validate !== false) {
       const problem = this.codec.check({ ...msg, ...envelope } as BusMessage);
-      if (problem) {
-        this.invalid++;
-        if (this.invalid <= 5) this.log.error({ topic, problem }, 'refusing to publish an invalid message');
-        return false;
-      }
+      if (problem) return this.refuse(topic, problem);
     }
     this.seq++;
     return this.send(topic, this.codec.encodeWith(topic, msg as Record<string, unknown>, envelope), ts);
@@ -105,15 +101,18 @@ export class BusPublisher {
     const frames = this.codec.encodeWritten(topic, write, this.writeEnvelope, transient);
     if (this.opts.validate !== false) {
       const res = this.codec.decodePayload(frames[1], topic);
-      if (!res.ok) {
-        this.invalid++;
-        if (this.invalid <= 5) this.log.error({ topic, problem: res.reason }, 'refusing to publish an invalid message');
-        return false;
-      }
+      if (!res.ok) return this.refuse(topic, res.reason);
     }
     this.seq++;
     if (transient) return (this.queue as ThreadSender).enqueue(frames, true);
     return this.send(topic, frames, ts);
+  }
+
+  /** Counts (and logs the first few of) messages that fail their schema: a bug, never sent. */
+  private refuse(topic: string, problem: string): false {
+    this.invalid++;
+    if (this.invalid <= 5) this.log.error({ topic, problem }, 'refusing to publish an invalid message');
+    return false;
   }
 
   private send(topic: string, frames: [Buffer, Uint8Array], ts: number): boolean {

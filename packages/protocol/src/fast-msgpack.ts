@@ -52,9 +52,9 @@ export class FlatEncoder implements MapWriter {
   static entries(fields: Record<string, unknown>): EncodedEntries {
     const out = (scratch ??= new FlatEncoder()).encode(fields);
     if (!out) throw new TypeError('FlatEncoder.entries: a value the flat encoder cannot write');
-    const count = Object.values(fields).filter((v) => v !== undefined).length;
-    if (count >= 16) throw new RangeError('FlatEncoder.entries: at most 15 entries');
-    return { bytes: out.slice(1), count };
+    // The count is in the one-byte map header; more than 15 entries would need a wider one.
+    if ((out[0]! & 0xf0) !== 0x80) throw new RangeError('FlatEncoder.entries: at most 15 entries');
+    return { bytes: out.slice(1), count: out[0]! & 0x0f };
   }
 
   /** A map key encoded once, for `field`. */
