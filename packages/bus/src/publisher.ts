@@ -104,7 +104,7 @@ export class BusPublisher {
       if (!res.ok) return this.refuse(topic, res.reason);
     }
     this.seq++;
-    if (transient) return (this.queue as ThreadSender).enqueue(frames, true);
+    if (transient) return (this.queue as ThreadSender).enqueue(topic, frames, true);
     return this.send(topic, frames, ts);
   }
 
@@ -123,7 +123,7 @@ export class BusPublisher {
         this.log.warn({ err }, 'publisher tap failed');
       }
     }
-    return this.queue.enqueue(frames);
+    return this.sock ? (this.queue as SendQueue).enqueue(frames) : (this.queue as ThreadSender).enqueue(topic, frames);
   }
 
   get stats() {

@@ -16,8 +16,16 @@ const SENT = 2; // messages handed to ZeroMQ
 const FAILED = 3; // messages ZeroMQ refused
 const STOP = 4; // 1: send what is queued, close the socket and exit
 const CONTROL_WORDS = 8;
-/** A record header whose topic length is this means "continue at offset 0". */
+/**
+ * A record is three Int32 words — topic id, payload length, topic length — then the topic's bytes
+ * (only the first time an id is used: the sender keeps each topic's frame) and the payload's. A
+ * topic id of WRAP means "continue at offset 0".
+ */
+const RECORD_HEADER = 12;
 const WRAP = -1;
+/** Most messages and bytes the sender takes per turn: zeromq.js's callbacks run between turns. */
+const BATCH_MESSAGES = 4096;
+const BATCH_BYTES = 1 << 20;
 const align4 = (n: number) => (n + 3) & ~3;
 /** Node 20 has Atomics.waitAsync; TypeScript's ES2022 library does not declare it. */
 type WaitAsyncResult = { async: false; value: string } | { async: true; value: Promise<string> };
@@ -32,9 +40,11 @@ const ring = new Uint8Array(workerData.shared, ${CONTROL_WORDS * 4});
 const ringI32 = new Int32Array(workerData.shared, ${CONTROL_WORDS * 4});
 const cap = ring.length;
 const sock = new Publisher(workerData.socket);
+const topics = [];
 let sent = 0;
 let failed = 0;
-const onLate = () => { failed++; sent--; };
+// A send ZeroMQ refuses later rejects its promise; counting them here spares a handler per message.
+process.on('unhandledRejection', () => { failed++; sent--; });
 async function run() {
   try {
     if (workerData.mode === 'bind') await sock.bind(workerData.endpoint);
@@ -50,31 +60,45 @@ async function run() {
   for (;;) {
     const head = Atomics.load(ctrl, ${HEAD});
     let n = 0;
-    while (tail !== head) {
-      const tlen = ringI32[tail >> 2];
-      if (tlen === ${WRAP}) { tail = 0; continue; }
-      const plen = ringI32[(tail >> 2) + 1];
-      const t0 = tail + 8;
-      const p0 = t0 + ((tlen + 3) & ~3);
-      // Copies: the ring's bytes are rewritten once the tail moves past them.
-      const topic = Buffer.from(ring.subarray(t0, t0 + tlen));
-      const payload = Buffer.from(ring.subarray(p0, p0 + plen));
-      tail = p0 + ((plen + 3) & ~3);
-      if (tail >= cap) tail = 0;
-      try {
-        sock.send([topic, payload]).catch(onLate);
-        sent++;
-      } catch {
-        failed++;
+    while (tail !== head && n < ${BATCH_MESSAGES}) {
+      if (ringI32[tail >> 2] === ${WRAP}) { tail = 0; continue; }
+      // A run of records up to the head, a wrap or the batch's end, copied out in one go: the
+      // ring's bytes are rewritten once the tail moves past them, and ZeroMQ keeps payloads over
+      // 128 bytes by reference until they are on the wire.
+      let end = tail;
+      while (end !== head && n < ${BATCH_MESSAGES} && end - tail < ${BATCH_BYTES} && ringI32[end >> 2] !== ${WRAP}) {
+        const w = end >> 2;
+        end += ${RECORD_HEADER} + ((ringI32[w + 2] + 3) & ~3) + ((ringI32[w + 1] + 3) & ~3);
+        n++;
+        if (end >= cap) break;
       }
-      // Let zeromq.js release sent buffers (its callbacks run on this loop) during long bursts.
-      if (++n === 4096) break;
+      const run = ring.slice(tail, end).buffer;
+      for (let at = tail; at < end; ) {
+        const w = at >> 2;
+        const id = ringI32[w];
+        const plen = ringI32[w + 1];
+        const tlen = ringI32[w + 2];
+        at += ${RECORD_HEADER};
+        if (tlen > 0) {
+          topics[id] = Buffer.from(ring.subarray(at, at + tlen));
+          at += (tlen + 3) & ~3;
+        }
+        const payload = new Uint8Array(run, at - tail, plen);
+        at += (plen + 3) & ~3;
+        try {
+          sock.send([topics[id], payload]);
+          sent++;
+        } catch {
+          failed++;
+        }
+      }
+      tail = end >= cap ? 0 : end;
     }
     Atomics.store(ctrl, ${TAIL}, tail);
     Atomics.store(ctrl, ${SENT}, sent);
     Atomics.store(ctrl, ${FAILED}, failed);
     Atomics.notify(ctrl, ${TAIL});
-    if (n === 4096) { await new Promise((r) => setImmediate(r)); continue; }
+    if (n === ${BATCH_MESSAGES}) { await new Promise((r) => setImmediate(r)); continue; }
     if (Atomics.load(ctrl, ${STOP}) === 1 && Atomics.load(ctrl, ${HEAD}) === tail) break;
     const w = Atomics.waitAsync(ctrl, ${HEAD}, head);
     if (w.async) await w.value;
@@ -92,6 +116,8 @@ export interface ThreadSenderOptions {
   sendHighWaterMark: number;
   /** Bytes of the shared ring (messages waiting for the sender thread). */
   ringBytes?: number;
+  /** Topic ids in use at once (default 65,536); past this the table starts over. */
+  topicIds?: number;
   onError: (err: unknown) => void;
 }
 
@@ -104,7 +130,11 @@ export class ThreadSender {
   private readonly worker: Worker;
   private head = 0;
   /** Messages that did not fit in the ring, in order, waiting for room. */
-  private overflow: Array<[Uint8Array, Uint8Array]> = [];
+  private overflow: Array<[string, Uint8Array, Uint8Array]> = [];
+  /** Topic ids the sender thread knows, by topic. */
+  private readonly topicIds = new Map<string, number>();
+  private nextTopicId = 0;
+  private readonly topicIdLimit: number;
   private notifyQueued = false;
   private waitingForRoom = false;
   private written = 0;
@@ -121,6 +151,7 @@ export class ThreadSender {
     this.ring = new Uint8Array(this.shared, CONTROL_WORDS * 4);
     this.ringI32 = new Int32Array(this.shared, CONTROL_WORDS * 4);
     this.cap = ringBytes;
+    this.topicIdLimit = Math.max(1, opts.topicIds ?? 1 << 16);
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: {
@@ -176,18 +207,19 @@ export class ThreadSender {
   }
 
   /**
-   * Copies a message into the ring (or behind it when full); false once closing. `transient`: the
-   * payload is valid only during this call (a view of an encoder's buffer), so a message that must
-   * wait gets a copy of its own.
+   * Copies a message into the ring (or behind it when full); false once closing. `topic` is the
+   * topic frame's text: the sender thread is given each topic's bytes once and keeps them.
+   * `transient`: the payload is valid only during this call (a view of an encoder's buffer), so a
+   * message that must wait gets a copy of its own.
    */
-  enqueue(frames: [Uint8Array, Uint8Array], transient = false): boolean {
+  enqueue(topic: string, frames: [Uint8Array, Uint8Array], transient = false): boolean {
     if (this.shut) {
       this.dropped++;
       return false;
     }
-    if (this.overflow.length > 0 || !this.write(frames[0], frames[1])) {
+    if (this.overflow.length > 0 || !this.write(topic, frames[0], frames[1])) {
       // Topic frames are cached per topic and never change; slab payloads stay valid.
-      this.overflow.push(transient ? [frames[0], frames[1].slice()] : frames);
+      this.overflow.push([topic, frames[0], transient ? frames[1].slice() : frames[1]]);
       this.waitForRoom();
     }
     this.written++;
@@ -204,9 +236,11 @@ export class ThreadSender {
   };
 
   /** Writes one record at the head; false when the ring has no room for it now. */
-  private write(topic: Uint8Array, payload: Uint8Array): boolean {
-    const need = 8 + align4(topic.length) + align4(payload.length);
-    if (need + 8 > this.cap) throw new RangeError(`a message of ${need} bytes does not fit the publisher's ring of ${this.cap}`);
+  private write(topic: string, topicFrame: Uint8Array, payload: Uint8Array): boolean {
+    let id = this.topicIds.get(topic);
+    const tlen = id === undefined ? topicFrame.length : 0;
+    const need = RECORD_HEADER + align4(tlen) + align4(payload.length);
+    if (need + RECORD_HEADER > this.cap) throw new RangeError(`a message of ${need} bytes does not fit the publisher's ring of ${this.cap}`);
     const tail = Atomics.load(this.ctrl, TAIL);
     let head = this.head;
     // Free bytes ahead of the head, keeping one word so a full ring never looks empty.
@@ -219,10 +253,22 @@ export class ThreadSender {
       this.ringI32[head >> 2] = WRAP;
       head = 0;
     }
-    this.ringI32[head >> 2] = topic.length;
-    this.ringI32[(head >> 2) + 1] = payload.length;
-    this.ring.set(topic, head + 8);
-    this.ring.set(payload, head + 8 + align4(topic.length));
+    if (id === undefined) {
+      // Ids are reused in ring order, so the sender has used an id's old topic for the last time
+      // before it reads the record that gives it a new one.
+      if (this.nextTopicId === this.topicIdLimit) {
+        this.topicIds.clear();
+        this.nextTopicId = 0;
+      }
+      id = this.nextTopicId++;
+      this.topicIds.set(topic, id);
+    }
+    const w = head >> 2;
+    this.ringI32[w] = id;
+    this.ringI32[w + 1] = payload.length;
+    this.ringI32[w + 2] = tlen;
+    if (tlen > 0) this.ring.set(topicFrame, head + RECORD_HEADER);
+    this.ring.set(payload, head + RECORD_HEADER + align4(tlen));
     head += need;
     if (head >= this.cap) head = 0;
     this.head = head;
@@ -239,7 +285,7 @@ export class ThreadSender {
       while (this.overflow.length > 0 && !this.exited) {
         const tail = Atomics.load(this.ctrl, TAIL);
         let moved = 0;
-        while (moved < this.overflow.length && this.write(this.overflow[moved]![0], this.overflow[moved]![1])) moved++;
+        while (moved < this.overflow.length && this.write(...this.overflow[moved]!)) moved++;
         if (moved > 0) {
           this.overflow = this.overflow.slice(moved);
           Atomics.notify(this.ctrl, HEAD);

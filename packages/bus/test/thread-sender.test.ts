@@ -26,10 +26,10 @@ describe('publisher with a sender thread', () => {
     expect(pub.stats.dropped).toBe(1);
   });
 
-  it('wraps a small ring and holds what does not fit, in order, with messages of every size', async () => {
+  it('wraps a small ring, reuses topic ids, and holds what does not fit, in order, with messages of every size', async () => {
     const errors: unknown[] = [];
     prepareEndpoint(env.ep['prices.pub']);
-    const sender = new ThreadSender({ endpoint: env.ep['prices.pub'], mode: 'bind', sendHighWaterMark: 0, ringBytes: 4096, onError: (e) => errors.push(e) });
+    const sender = new ThreadSender({ endpoint: env.ep['prices.pub'], mode: 'bind', sendHighWaterMark: 0, ringBytes: 4096, topicIds: 5, onError: (e) => errors.push(e) });
     await sender.start();
     closers.push(() => sender.close());
     const sub = new Subscriber({ receiveHighWaterMark: 0 });
@@ -46,14 +46,14 @@ describe('publisher with a sender thread', () => {
     })().catch(() => {});
     // Join first: a PUB socket sends nothing to a subscriber it does not know yet.
     await waitFor(() => {
-      sender.enqueue([Buffer.from('t.warm'), new Uint8Array(1)]);
+      sender.enqueue('t.warm', [Buffer.from('t.warm'), new Uint8Array(1)]);
       return warm > 0;
     }, { what: 'subscriber to join' });
     const want: string[] = [];
     for (let i = 0; i < 5000; i++) {
       const topic = Buffer.from(`t.${i % 7}`.padEnd(1 + (i % 13), 'x'));
       const payload = new Uint8Array((i * 37) % 1500).fill(i % 251);
-      expect(sender.enqueue([topic, payload])).toBe(true);
+      expect(sender.enqueue(topic.toString(), [topic, payload])).toBe(true);
       want.push(`${topic.toString()}:${payload.length}:${payload.length ? i % 251 : -1}`);
       if (i % 500 === 0) await sleep(1);
     }
