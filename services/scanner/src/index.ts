@@ -219,10 +219,22 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Scanne
 
   function applyEvents(res: FrameResult, at: number): void {
     countResult(res, at);
+    // Publish time, as the publisher stamps it: a replay's lag is the one it recorded.
+    const now = mode === 'replay' ? replayClock : Date.now();
     for (const ev of res.events) {
       books.apply(ev);
-      metrics.event(ev.type, Date.now() - ev.venueTs);
+      metrics.event(ev.type, now - ev.venueTs);
     }
+  }
+
+  /** One frame's result at a time, reused: nothing keeps it past `applyEvents`. */
+  const frameResult: FrameResult = { events: [], invalid: [], unknown: [] };
+  function marketResult(frame: RawFrame): FrameResult {
+    const out = frameResult;
+    out.events.length = 0;
+    out.invalid.length = 0;
+    out.unknown.length = 0;
+    return frame.parsed !== undefined ? processMarketValue(frame.parsed, frame.recvTs, out) : processMarketFrame(frame.data, frame.recvTs, out);
   }
 
   /** Every raw frame, live or replayed, enters here. */
@@ -232,10 +244,7 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Scanne
     try {
       switch (frame.source) {
         case 'market':
-          applyEvents(
-            frame.parsed !== undefined ? processMarketValue(frame.parsed, frame.recvTs) : processMarketFrame(frame.data, frame.recvTs),
-            frame.recvTs,
-          );
+          applyEvents(marketResult(frame), frame.recvTs);
           books.flush(frame.recvTs);
           return;
         case 'rest_book':

@@ -1,12 +1,13 @@
 import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { brotliCompressSync } from 'node:zlib';
 import { encode as msgpackEncode } from '@msgpack/msgpack';
 import { Codec, type BookMessage } from '@polybot/protocol';
 import { tempDataDir, waitFor } from '@polybot/testkit';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RecordingRecord } from '../src/pipeline/types.js';
-import { BLOCK_HEADER_BYTES, SEGMENT_HEADER_BYTES, readBlockHeader, blockBytes } from '../src/recording/format.js';
+import { BLOCK_HEADER_BYTES, SEGMENT_HEADER_BYTES, assembleBlock, blockBytes, encodeBody, readBlockHeader, segmentHeader } from '../src/recording/format.js';
 import {
   INDEX_FILE,
   RecordingReader,
@@ -372,6 +373,23 @@ describe('recording format', () => {
     expect(w3.stats().dropped).toBeGreaterThan(0);
     await w3.close();
     expect((await readAll(small)).records.length).toBe(100 - w3.stats().dropped);
+  });
+
+  it('a block that passes its checksum but breaks part way: records() gives the records before the break, blocks() none; both count it', async () => {
+    const dir = join(tmp.dir, 'breaks');
+    mkdirSync(dir);
+    const recs = [raw('{"a":1}', 10), raw('{"a":2}', 11), raw('{"a":3}', 12)];
+    // The body claims one record more than it holds: decoding fails after the three real ones.
+    const enc = encodeBody(recs);
+    expect(enc.body[0]).toBe(3);
+    enc.body[0] = 4;
+    const block = assembleBlock(enc, brotliCompressSync(enc.body), 0);
+    writeFileSync(join(dir, 'seg-000001.pbr'), Buffer.concat([segmentHeader(1), block]));
+    const reader = await RecordingReader.open(dir);
+    expectSame([...reader.records()], recs);
+    expect(reader.corruptBlocksSeen).toBe(1);
+    expect([...reader.blocks()]).toEqual([]);
+    expect(reader.corruptBlocksSeen).toBe(2);
   });
 
   it('never throws on garbage and explains a path that is not a recording', async () => {

@@ -428,8 +428,7 @@ function processObject(o: unknown, recvTs: number, out: FrameResult): void {
 }
 
 /** One market-channel frame (an object or an array of them) → normalized events; never throws. */
-export function processMarketFrame(text: string, recvTs: number): FrameResult {
-  const out: FrameResult = { events: [], invalid: [], unknown: [] };
+export function processMarketFrame(text: string, recvTs: number, out: FrameResult = { events: [], invalid: [], unknown: [] }): FrameResult {
   // Heartbeat answers carry nothing (the live client drops them; recordings from elsewhere may not).
   if (text === 'PONG') return out;
   let data: unknown;

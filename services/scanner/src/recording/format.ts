@@ -226,6 +226,33 @@ class In {
     return this.u8() === 0 ? this.str() : this.take(this.varint()).toString('utf16le');
   }
 
+  /** A second reader from the current position to the same end. */
+  fork(): In {
+    const f = new In(this.buf, this.end);
+    f.pos = this.pos;
+    return f;
+  }
+
+  /** Moves past `n` bytes; returns where they start. */
+  skip(n: number): number {
+    if (n > this.end - this.pos) throw new BadBlock('truncated');
+    const at = this.pos;
+    this.pos += n;
+    return at;
+  }
+
+  /** Moves past `n` varints without reading them (their readers check them). */
+  skipVarints(n: number): void {
+    const buf = this.buf;
+    let pos = this.pos;
+    for (let k = 0; k < n; k++) {
+      while (pos < this.end && buf[pos]! >= 0x80) pos++;
+      if (pos >= this.end) throw new BadBlock('bad varint');
+      pos++;
+    }
+    this.pos = pos;
+  }
+
   section(): In {
     const len = this.varint();
     if (len > this.end - this.pos) throw new BadBlock('truncated section');
@@ -443,7 +470,24 @@ function decCode(v: string): number {
   return Number(v.slice(0, dot) + v.slice(dot + 1)) * 8 + scale;
 }
 
+/**
+ * Decimal texts recently made, by code, in a direct-mapped table: prices take a few hundred values,
+ * so most are made once instead of per value read.
+ */
+const DEC_SLOTS = 4096;
+const decCodes = new Float64Array(DEC_SLOTS).fill(-1);
+const decTexts = new Array<string>(DEC_SLOTS).fill('');
+
 function fromDec(code: number): string {
+  const slot = code % DEC_SLOTS;
+  if (decCodes[slot] === code) return decTexts[slot]!;
+  const text = decText(code);
+  decCodes[slot] = code;
+  decTexts[slot] = text;
+  return text;
+}
+
+function decText(code: number): string {
   const scale = code % 8;
   const mant = (code - scale) / 8;
   if (scale === 0) return String(mant);
@@ -542,50 +586,106 @@ class Column {
   }
 }
 
+/** No quote, backslash or control byte: UTF-8 text that can stand in a JSON string as it is. */
+function plainBytes(buf: Buffer, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = buf[i]!;
+    if (c === 0x22 || c === 0x5c || c < 0x20) return false;
+  }
+  return true;
+}
+
 /**
- * A column's values, and (with `checkPlain`, for replay) whether all of them can stand in a JSON
- * string as they are: numbers and hex always can; dictionary entries and text are checked here, once
- * per entry.
+ * A column's values, made one at a time as records need them: a block's values are not all built
+ * up front, so a replay holds one record's strings at a time rather than a whole block's (a
+ * block's worth of live strings made every young-generation collection copy and promote them).
  */
-function decodeColumn(inp: In, stored: In, checkPlain: boolean): { name: string; values: string[]; plain: boolean } {
+class ColumnCursor {
+  private left: number;
+  private prev = 0;
+  private hexAt = 0;
+
+  constructor(
+    readonly name: string,
+    private readonly mode: number,
+    n: number,
+    /** Reads this column's values (its own position in the shared section). */
+    private readonly inp: In,
+    /** With `checkPlain`: every value can stand in a JSON string as it is. */
+    readonly plain: boolean,
+    private readonly dict: string[] | null,
+    private readonly hex: Buffer | null,
+    private readonly hexBytes: number,
+    private readonly prefix: string,
+  ) {
+    this.left = n;
+  }
+
+  next(): string {
+    if (this.left-- <= 0) throw new BadBlock('column underrun');
+    switch (this.mode) {
+      case M_INT:
+        return String((this.prev += unzigzag(this.inp.varint())));
+      case M_DICT: {
+        const s = this.dict![this.inp.varint()];
+        if (s === undefined) throw new BadBlock('bad dictionary index');
+        return s;
+      }
+      case M_HEX: {
+        const o = this.hexAt;
+        this.hexAt += this.hexBytes;
+        return this.prefix + this.hex!.toString('hex', o, o + this.hexBytes);
+      }
+      case M_DEC:
+        return fromDec(this.inp.varint());
+      default:
+        return this.inp.str();
+    }
+  }
+}
+
+/**
+ * Opens the next column of `inp` and moves `inp` past its values without making them (the
+ * dictionary of a dictionary column is made now). With `checkPlain` (for replay) it also finds
+ * whether all values can stand in a JSON string as they are: numbers and hex always can;
+ * dictionary entries and text are checked here, on their bytes.
+ */
+function openColumn(inp: In, stored: In, checkPlain: boolean): ColumnCursor {
   const name = inp.str();
   const mode = inp.u8();
   const n = inp.varint();
   if (n > inp.buf.length * 8 + 1) throw new BadBlock('bad column length');
-  const values: string[] = new Array<string>(n);
   let plain = checkPlain;
-  if (mode === M_INT) {
-    let prev = 0;
-    for (let i = 0; i < n; i++) values[i] = String((prev += unzigzag(inp.varint())));
-  } else if (mode === M_DICT) {
+  let dict: string[] | null = null;
+  let hex: Buffer | null = null;
+  let hexBytes = 0;
+  let prefix = '';
+  if (mode === M_DICT) {
     const size = inp.varint();
     if (size > n) throw new BadBlock('bad dictionary');
-    const dict: string[] = new Array<string>(size);
+    dict = new Array<string>(size);
     for (let i = 0; i < size; i++) {
       dict[i] = inp.str();
       if (plain && !plainText(dict[i]!)) plain = false;
     }
-    for (let i = 0; i < n; i++) {
-      const s = dict[inp.varint()];
-      if (s === undefined) throw new BadBlock('bad dictionary index');
-      values[i] = s;
-    }
   } else if (mode === M_HEX) {
-    const prefix = inp.u8() ? '0x' : '';
-    const bytes = inp.varint();
-    const b = stored.take(bytes * n);
-    for (let i = 0, o = 0; i < n; i++, o += bytes) values[i] = prefix + b.toString('hex', o, o + bytes);
-  } else if (mode === M_DEC) {
-    for (let i = 0; i < n; i++) values[i] = fromDec(inp.varint());
-  } else if (mode === M_TEXT) {
-    for (let i = 0; i < n; i++) {
-      values[i] = inp.str();
-      if (plain && !plainText(values[i]!)) plain = false;
-    }
-  } else {
+    prefix = inp.u8() ? '0x' : '';
+    hexBytes = inp.varint();
+    hex = stored.take(hexBytes * n);
+  } else if (mode !== M_INT && mode !== M_DEC && mode !== M_TEXT) {
     throw new BadBlock(`unknown column mode ${mode}`);
   }
-  return { name, values, plain };
+  const values = inp.fork();
+  if (mode === M_TEXT) {
+    for (let i = 0; i < n; i++) {
+      const len = inp.varint();
+      const at = inp.skip(len);
+      if (plain && !plainBytes(inp.buf, at, at + len)) plain = false;
+    }
+  } else if (mode !== M_HEX) {
+    inp.skipVarints(n);
+  }
+  return new ColumnCursor(name, mode, n, values, plain, dict, hex, hexBytes, prefix);
 }
 
 /** First-appearance dictionary for sources and topics. */
@@ -814,6 +914,15 @@ function rebuildsTo(t: Template, values: string[], text: string): boolean {
  * frames come with their JSON value built from the columns and their text only made if read.
  */
 export function decodeBody(body: Buffer, storedBuf: Buffer, parsed = false): RecordingRecord[] {
+  return Array.from(bodyRecords(body, storedBuf, parsed));
+}
+
+/**
+ * `decodeBody` one record at a time: each record's values are made as it is reached, so only the
+ * record in hand is alive. Throws BadBlock where the body stops making sense, after the records
+ * before that point.
+ */
+export function* bodyRecords(body: Buffer, storedBuf: Buffer, parsed = false): Generator<RecordingRecord> {
   const inp = new In(body);
   const count = inp.varint();
   if (count > body.length) throw new BadBlock('bad record count');
@@ -836,13 +945,13 @@ export function decodeBody(body: Buffer, storedBuf: Buffer, parsed = false): Rec
   const strings: string[] = new Array<string>(nStrings);
   for (let i = 0; i < nStrings; i++) strings[i] = table.anyStr();
   const stored = new In(storedBuf);
-  const columns = new Map<string, { values: string[]; pos: number; plain: boolean }>();
+  const columns = new Map<string, ColumnCursor>();
   const nCols = colsIn.varint();
   for (let i = 0; i < nCols; i++) {
-    const c = decodeColumn(colsIn, stored, parsed);
-    columns.set(c.name, { values: c.values, pos: 0, plain: c.plain });
+    const c = openColumn(colsIn, stored, parsed);
+    columns.set(c.name, c);
   }
-  const templates: { parts: string[]; cols: { values: string[]; pos: number }[]; build: TemplateBuilder['plain'] | null }[] = [];
+  const templates: { parts: string[]; cols: ColumnCursor[]; build: TemplateBuilder['plain'] | null }[] = [];
   const nTpl = tpls.varint();
   for (let i = 0; i < nTpl; i++) {
     const t = makeTemplate(i, tpls.str());
@@ -858,7 +967,6 @@ export function decodeBody(body: Buffer, storedBuf: Buffer, parsed = false): Rec
     templates.push({ parts: t.parts, build, cols });
   }
 
-  const out: RecordingRecord[] = new Array<RecordingRecord>(count);
   let prevTs = 0;
   for (let r = 0; r < count; r++) {
     const kind = kinds.u8();
@@ -870,7 +978,7 @@ export function decodeBody(body: Buffer, storedBuf: Buffer, parsed = false): Rec
       if (topic === undefined) throw new BadBlock('bad topic index');
       // Copy: the caller may keep payloads longer than the block buffer lives.
       const payload = new Uint8Array(payloads.take(payLens.varint()));
-      out[r] = { kind: 'event', recvTs, topic, payload };
+      yield { kind: 'event', recvTs, topic, payload };
       continue;
     }
     const source = strings[meta.varint()] as FrameSource | undefined;
@@ -882,18 +990,18 @@ export function decodeBody(body: Buffer, storedBuf: Buffer, parsed = false): Rec
       if (!t) throw new BadBlock('bad template id');
       const { parts, cols, build } = t;
       const values = new Array<string>(cols.length);
-      for (let k = 0; k < cols.length; k++) {
-        const c = cols[k]!;
-        const v = c.values[c.pos++];
-        if (v === undefined) throw new BadBlock('column underrun');
-        values[k] = v;
-      }
+      for (let k = 0; k < cols.length; k++) values[k] = cols[k]!.next();
       if (build !== null) {
+        let value: unknown;
         try {
-          out[r] = new TemplateFrame(source, conn, recvTs, build(values), parts, values);
-          continue;
+          value = build(values);
         } catch {
           // Not plain tokens: the text, parsed as before, decides what the frame is.
+          value = undefined;
+        }
+        if (value !== undefined) {
+          yield new TemplateFrame(source, conn, recvTs, value, parts, values);
+          continue;
         }
       }
       data = joinTemplate(parts, values);
@@ -902,9 +1010,8 @@ export function decodeBody(body: Buffer, storedBuf: Buffer, parsed = false): Rec
     } else {
       data = texts.str();
     }
-    out[r] = { kind: 'raw', source, conn, recvTs, data };
+    yield { kind: 'raw', source, conn, recvTs, data };
   }
-  return out;
 }
 
 // ------------------------------------------------------------------ blocks

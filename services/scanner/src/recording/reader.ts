@@ -8,7 +8,8 @@
  *   segments, bytes, corruptBlocks. From the index, as written; only segments that are unsealed or
  *   whose size changed are rescanned (headers and CRCs, no decompression).
  * - `reader.records({ fromTs?, toTs? })` → synchronous iterator over records of all segments, in
- *   order; `reader.blocks()` the same in per-block arrays (cheapest for replay);
+ *   order, each made as it is reached (what a replay wants: only the record in hand is alive);
+ *   `reader.blocks()` the same in per-block arrays;
  *   `reader.recordsAsync()` an async iterator that yields to the event loop between blocks.
  * - `reader.corruptBlocksSeen` → corrupt blocks met by the iterators so far (damage that left the
  *   file size unchanged, e.g. a flipped bit, only shows up here).
@@ -23,6 +24,7 @@ import {
   SEGMENT_HEADER_BYTES,
   blockBytes,
   blockDataOk,
+  bodyRecords,
   decodeBlockBody,
   decompressChain,
   isSegmentHeader,
@@ -396,10 +398,8 @@ export class RecordingReader {
     return this.segs;
   }
 
-  /** Records in per-block arrays, in order. */
-  *blocks(opts: ReadOptions = {}): Generator<RecordingRecord[]> {
-    const from = opts.fromTs ?? -Infinity;
-    const to = opts.toTs ?? Infinity;
+  /** Every block with records in range, decompressed, in order; chains that fail are counted. */
+  private *bodies(from: number, to: number): Generator<{ header: BlockHeader; body: Buffer; data: Buffer }> {
     for (const seg of this.segs) {
       if (seg.lastTs !== null && seg.lastTs < from) continue;
       if (seg.firstTs !== null && seg.firstTs > to) continue;
@@ -410,7 +410,7 @@ export class RecordingReader {
         continue;
       }
       try {
-        const inRange = (h: BlockHeader) => h.maxTs >= from && h.minTs <= to;
+        const inRange = (h: BlockHeader) => (h.maxTs >= from && h.minTs <= to) || Number.isNaN(h.minTs) || Number.isNaN(h.maxTs);
         for (const ev of chainsOf(walkSegment(fd, () => true))) {
           if (ev.kind === 'corrupt') {
             this.corruptBlocksSeen += ev.count;
@@ -419,7 +419,7 @@ export class RecordingReader {
           // Decompress only up to the last block that has records in range.
           let last = -1;
           ev.blocks.forEach((b, i) => {
-            if (inRange(b.header) || Number.isNaN(b.header.minTs) || Number.isNaN(b.header.maxTs)) last = i;
+            if (inRange(b.header)) last = i;
           });
           if (last < 0) continue;
           const chain = ev.blocks.slice(0, last + 1);
@@ -430,14 +430,8 @@ export class RecordingReader {
           }
           for (let i = 0; i < chain.length; i++) {
             const b = chain[i]!;
-            if (!inRange(b.header) && !Number.isNaN(b.header.minTs) && !Number.isNaN(b.header.maxTs)) continue;
-            const recs = decodeBlockBody(b.header, bodies[i]!, b.data, opts.parsed === true);
-            if (!recs) {
-              this.corruptBlocksSeen++;
-              continue;
-            }
-            if (opts.fromTs === undefined && opts.toTs === undefined) yield recs;
-            else yield recs.filter((r) => r.recvTs >= from && r.recvTs <= to);
+            if (!inRange(b.header)) continue;
+            yield { header: b.header, body: bodies[i]!, data: b.data };
           }
         }
       } finally {
@@ -446,9 +440,45 @@ export class RecordingReader {
     }
   }
 
-  /** Every record of every segment, in the order they were appended. */
+  /** Records in per-block arrays, in order. */
+  *blocks(opts: ReadOptions = {}): Generator<RecordingRecord[]> {
+    const from = opts.fromTs ?? -Infinity;
+    const to = opts.toTs ?? Infinity;
+    for (const { header, body, data } of this.bodies(from, to)) {
+      const recs = decodeBlockBody(header, body, data, opts.parsed === true);
+      if (!recs) {
+        this.corruptBlocksSeen++;
+        continue;
+      }
+      if (opts.fromTs === undefined && opts.toTs === undefined) yield recs;
+      else yield recs.filter((r) => r.recvTs >= from && r.recvTs <= to);
+    }
+  }
+
+  /**
+   * Every record of every segment, in the order they were appended. Records are made one at a
+   * time, not a block at once. A block that passed its checksum but stops decoding part way (which
+   * only a writer of another format could cause) gives the records before that point and is
+   * counted corrupt.
+   */
   *records(opts: ReadOptions = {}): Generator<RecordingRecord> {
-    for (const recs of this.blocks(opts)) yield* recs;
+    const from = opts.fromTs ?? -Infinity;
+    const to = opts.toTs ?? Infinity;
+    const all = opts.fromTs === undefined && opts.toTs === undefined;
+    for (const { header, body, data } of this.bodies(from, to)) {
+      const stored = data.subarray(header.compressedBytes, header.compressedBytes + header.storedBytes);
+      let n = 0;
+      try {
+        for (const r of bodyRecords(body, stored, opts.parsed === true)) {
+          n++;
+          if (all || (r.recvTs >= from && r.recvTs <= to)) yield r;
+        }
+      } catch {
+        this.corruptBlocksSeen++;
+        continue;
+      }
+      if (n !== header.records) this.corruptBlocksSeen++;
+    }
   }
 
   /** As `records()`, yielding to the event loop after every block. */
