@@ -586,6 +586,9 @@ class Column {
   }
 }
 
+/** Hex values made per native call (see ColumnCursor). */
+const HEX_RUN = 64;
+
 /** No quote, backslash or control byte: UTF-8 text that can stand in a JSON string as it is. */
 function plainBytes(buf: Buffer, from: number, to: number): boolean {
   for (let i = from; i < to; i++) {
@@ -604,6 +607,8 @@ class ColumnCursor {
   private left: number;
   private prev = 0;
   private hexAt = 0;
+  private hexRun = '';
+  private hexRunAt = 0;
 
   constructor(
     readonly name: string,
@@ -632,9 +637,20 @@ class ColumnCursor {
         return s;
       }
       case M_HEX: {
-        const o = this.hexAt;
-        this.hexAt += this.hexBytes;
-        return this.prefix + this.hex!.toString('hex', o, o + this.hexBytes);
+        // Hex is made for a run of values at once and each value sliced from it: one native
+        // call per run instead of one per value, and a slice of a long string costs no copy.
+        // Short runs keep what a stored slice holds on to small.
+        const chars = this.hexBytes * 2;
+        if (this.hexRunAt >= this.hexRun.length) {
+          const end = Math.min(this.hex!.length, this.hexAt + this.hexBytes * HEX_RUN);
+          this.hexRun = this.hex!.toString('hex', this.hexAt, end);
+          this.hexAt = end;
+          this.hexRunAt = 0;
+        }
+        const o = this.hexRunAt;
+        this.hexRunAt += chars;
+        const v = this.hexRun.slice(o, o + chars);
+        return this.prefix ? this.prefix + v : v;
       }
       case M_DEC:
         return fromDec(this.inp.varint());
@@ -917,76 +933,102 @@ export function decodeBody(body: Buffer, storedBuf: Buffer, parsed = false): Rec
   return Array.from(bodyRecords(body, storedBuf, parsed));
 }
 
+/** `decodeBody` one record at a time (see BodyDecoder). */
+export function* bodyRecords(body: Buffer, storedBuf: Buffer, parsed = false): Generator<RecordingRecord> {
+  const dec = new BodyDecoder(body, storedBuf, parsed);
+  for (let r = dec.next(); r !== null; r = dec.next()) yield r;
+}
+
+type ReadTemplate = { parts: string[]; cols: ColumnCursor[]; build: TemplateBuilder['plain'] | null };
+
 /**
- * `decodeBody` one record at a time: each record's values are made as it is reached, so only the
- * record in hand is alive. Throws BadBlock where the body stops making sense, after the records
+ * A block body read one record at a time: each record's values are made as it is reached, so only
+ * the record in hand is alive. Throws BadBlock where the body stops making sense, after the records
  * before that point.
  */
-export function* bodyRecords(body: Buffer, storedBuf: Buffer, parsed = false): Generator<RecordingRecord> {
-  const inp = new In(body);
-  const count = inp.varint();
-  if (count > body.length) throw new BadBlock('bad record count');
-  const kinds = inp.section();
-  const ts = inp.section();
-  const tsf = inp.section();
-  const meta = inp.section();
-  const connf = inp.section();
-  const table = inp.section();
-  const tpls = inp.section();
-  const tplIds = inp.section();
-  const texts = inp.section();
-  const colsIn = inp.section();
-  const topics = inp.section();
-  const payLens = inp.section();
-  const payloads = inp.section();
+export class BodyDecoder {
+  private readonly count: number;
+  private r = 0;
+  private prevTs = 0;
+  private readonly kinds: In;
+  private readonly ts: In;
+  private readonly tsf: In;
+  private readonly meta: In;
+  private readonly connf: In;
+  private readonly tplIds: In;
+  private readonly texts: In;
+  private readonly topics: In;
+  private readonly payLens: In;
+  private readonly payloads: In;
+  private readonly strings: string[];
+  private readonly templates: ReadTemplate[] = [];
 
-  const nStrings = table.varint();
-  if (nStrings > body.length) throw new BadBlock('bad string table');
-  const strings: string[] = new Array<string>(nStrings);
-  for (let i = 0; i < nStrings; i++) strings[i] = table.anyStr();
-  const stored = new In(storedBuf);
-  const columns = new Map<string, ColumnCursor>();
-  const nCols = colsIn.varint();
-  for (let i = 0; i < nCols; i++) {
-    const c = openColumn(colsIn, stored, parsed);
-    columns.set(c.name, c);
-  }
-  const templates: { parts: string[]; cols: ColumnCursor[]; build: TemplateBuilder['plain'] | null }[] = [];
-  const nTpl = tpls.varint();
-  for (let i = 0; i < nTpl; i++) {
-    const t = makeTemplate(i, tpls.str());
-    if (!t) throw new BadBlock('bad template');
-    const cols = t.cols.map((name) => {
-      const c = columns.get(name);
-      if (!c) throw new BadBlock('missing column');
-      return c;
-    });
-    const builder: TemplateBuilder | null = parsed ? templateBuilder(t.skeleton, t.cols.length) : null;
-    // Columns free of quotes, backslashes and control characters need no check per value.
-    const build = builder && (cols.every((c) => c.plain) ? builder.plain : builder.checked);
-    templates.push({ parts: t.parts, build, cols });
+  constructor(body: Buffer, storedBuf: Buffer, parsed = false) {
+    const inp = new In(body);
+    this.count = inp.varint();
+    if (this.count > body.length) throw new BadBlock('bad record count');
+    this.kinds = inp.section();
+    this.ts = inp.section();
+    this.tsf = inp.section();
+    this.meta = inp.section();
+    this.connf = inp.section();
+    const table = inp.section();
+    const tpls = inp.section();
+    this.tplIds = inp.section();
+    this.texts = inp.section();
+    const colsIn = inp.section();
+    this.topics = inp.section();
+    this.payLens = inp.section();
+    this.payloads = inp.section();
+
+    const nStrings = table.varint();
+    if (nStrings > body.length) throw new BadBlock('bad string table');
+    this.strings = new Array<string>(nStrings);
+    for (let i = 0; i < nStrings; i++) this.strings[i] = table.anyStr();
+    const stored = new In(storedBuf);
+    const columns = new Map<string, ColumnCursor>();
+    const nCols = colsIn.varint();
+    for (let i = 0; i < nCols; i++) {
+      const c = openColumn(colsIn, stored, parsed);
+      columns.set(c.name, c);
+    }
+    const nTpl = tpls.varint();
+    for (let i = 0; i < nTpl; i++) {
+      const t = makeTemplate(i, tpls.str());
+      if (!t) throw new BadBlock('bad template');
+      const cols = t.cols.map((name) => {
+        const c = columns.get(name);
+        if (!c) throw new BadBlock('missing column');
+        return c;
+      });
+      const builder: TemplateBuilder | null = parsed ? templateBuilder(t.skeleton, t.cols.length) : null;
+      // Columns free of quotes, backslashes and control characters need no check per value.
+      const build = builder && (cols.every((c) => c.plain) ? builder.plain : builder.checked);
+      this.templates.push({ parts: t.parts, build, cols });
+    }
   }
 
-  let prevTs = 0;
-  for (let r = 0; r < count; r++) {
-    const kind = kinds.u8();
+  /** The next record, or null after the last. */
+  next(): RecordingRecord | null {
+    if (this.r >= this.count) return null;
+    this.r++;
+    const kind = this.kinds.u8();
     let recvTs: number;
-    if (kind & K_TS_FLOAT) recvTs = tsf.f64();
-    else recvTs = prevTs += unzigzag(ts.varint());
+    if (kind & K_TS_FLOAT) recvTs = this.tsf.f64();
+    else recvTs = this.prevTs += unzigzag(this.ts.varint());
     if (kind & K_EVENT) {
-      const topic = strings[topics.varint()];
+      const topic = this.strings[this.topics.varint()];
       if (topic === undefined) throw new BadBlock('bad topic index');
       // Copy: the caller may keep payloads longer than the block buffer lives.
-      const payload = new Uint8Array(payloads.take(payLens.varint()));
-      yield { kind: 'event', recvTs, topic, payload };
-      continue;
+      const payload = new Uint8Array(this.payloads.take(this.payLens.varint()));
+      return { kind: 'event', recvTs, topic, payload };
     }
-    const source = strings[meta.varint()] as FrameSource | undefined;
+    const source = this.strings[this.meta.varint()] as FrameSource | undefined;
     if (source === undefined) throw new BadBlock('bad source index');
-    const conn = kind & K_CONN_FLOAT ? connf.f64() : meta.varint();
+    const conn = kind & K_CONN_FLOAT ? this.connf.f64() : this.meta.varint();
     let data: string;
     if (kind & K_TEMPLATE) {
-      const t = templates[tplIds.varint()];
+      const t = this.templates[this.tplIds.varint()];
       if (!t) throw new BadBlock('bad template id');
       const { parts, cols, build } = t;
       const values = new Array<string>(cols.length);
@@ -999,18 +1041,15 @@ export function* bodyRecords(body: Buffer, storedBuf: Buffer, parsed = false): G
           // Not plain tokens: the text, parsed as before, decides what the frame is.
           value = undefined;
         }
-        if (value !== undefined) {
-          yield new TemplateFrame(source, conn, recvTs, value, parts, values);
-          continue;
-        }
+        if (value !== undefined) return new TemplateFrame(source, conn, recvTs, value, parts, values);
       }
       data = joinTemplate(parts, values);
     } else if (kind & K_UTF16) {
-      data = texts.take(texts.varint()).toString('utf16le');
+      data = this.texts.take(this.texts.varint()).toString('utf16le');
     } else {
-      data = texts.str();
+      data = this.texts.str();
     }
-    yield { kind: 'raw', source, conn, recvTs, data };
+    return { kind: 'raw', source, conn, recvTs, data };
   }
 }
 

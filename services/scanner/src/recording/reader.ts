@@ -24,7 +24,7 @@ import {
   SEGMENT_HEADER_BYTES,
   blockBytes,
   blockDataOk,
-  bodyRecords,
+  BodyDecoder,
   decodeBlockBody,
   decompressChain,
   isSegmentHeader,
@@ -469,7 +469,8 @@ export class RecordingReader {
       const stored = data.subarray(header.compressedBytes, header.compressedBytes + header.storedBytes);
       let n = 0;
       try {
-        for (const r of bodyRecords(body, stored, opts.parsed === true)) {
+        const dec = new BodyDecoder(body, stored, opts.parsed === true);
+        for (let r = dec.next(); r !== null; r = dec.next()) {
           n++;
           if (all || (r.recvTs >= from && r.recvTs <= to)) yield r;
         }
