@@ -26,6 +26,16 @@ export interface PublisherOptions {
   log?: BusLogger;
 }
 
+/** A topic resolved by `BusPublisher.topic`. */
+export interface PublishTopic {
+  readonly name: string;
+  readonly frame: Buffer;
+  readonly owner: BusPublisher;
+  /** The sender thread's id for it, valid while `senderGen` is the thread's table generation. */
+  senderId: number;
+  senderGen: number;
+}
+
 const SEQ_KEY = FlatEncoder.key('seq');
 const TS_KEY = FlatEncoder.key('ts');
 
@@ -86,11 +96,19 @@ export class BusPublisher {
   }
 
   /**
+   * A topic resolved once, for a publisher that sends on it again and again (`publishWritten`):
+   * its frame, and its id in the sender thread, are then not looked up per message.
+   */
+  topic(name: string): PublishTopic {
+    return { name, frame: Buffer.from(name, 'utf8'), owner: this, senderId: -1, senderGen: -1 };
+  }
+
+  /**
    * `publish` for a message written entry by entry (`Codec.encodeWritten`): a hot publisher that
    * knows its messages' fields skips building them as objects. A validating publisher decodes
-   * and checks the result as `publish` checks an object.
+   * and checks the result as `publish` checks an object. `handle`: this publisher's `topic(topic)`.
    */
-  publishWritten(topic: string, write: (w: MapWriter) => void): boolean {
+  publishWritten(topic: string, write: (w: MapWriter) => void, handle?: PublishTopic): boolean {
     const ts = this.clock();
     const envelope = this.envelope;
     envelope.seq = this.seq + 1;
@@ -98,13 +116,16 @@ export class BusPublisher {
     // With a sender thread and no tap, the payload is copied straight into the ring from the
     // encoder's buffer: no bytes of its own are kept for it.
     const transient = this.sock === undefined && this.tap === undefined && this.opts.validate === false;
-    const frames = this.codec.encodeWritten(topic, write, this.writeEnvelope, transient);
+    const ref = handle !== undefined && handle.owner === this && handle.name === topic ? handle : undefined;
+    const frames: [Buffer, Uint8Array] = ref
+      ? [ref.frame, this.codec.writePayload(write, this.writeEnvelope, transient)]
+      : this.codec.encodeWritten(topic, write, this.writeEnvelope, transient);
     if (this.opts.validate !== false) {
       const res = this.codec.decodePayload(frames[1], topic);
       if (!res.ok) return this.refuse(topic, res.reason);
     }
     this.seq++;
-    if (transient) return (this.queue as ThreadSender).enqueue(topic, frames, true);
+    if (transient) return (this.queue as ThreadSender).enqueue(topic, frames, true, ref);
     return this.send(topic, frames, ts);
   }
 

@@ -110,6 +110,12 @@ async function run() {
 run();
 `;
 
+/** Where a caller caches a topic's id (BusPublisher's PublishTopic). */
+export interface TopicHandle {
+  senderId: number;
+  senderGen: number;
+}
+
 export interface ThreadSenderOptions {
   endpoint: string;
   mode: 'bind' | 'connect';
@@ -134,6 +140,8 @@ export class ThreadSender {
   /** Topic ids the sender thread knows, by topic. */
   private readonly topicIds = new Map<string, number>();
   private nextTopicId = 0;
+  /** Bumped when ids start over: ids cached in handles from before are stale. */
+  private topicGen = 0;
   private readonly topicIdLimit: number;
   private notifyQueued = false;
   private waitingForRoom = false;
@@ -212,12 +220,12 @@ export class ThreadSender {
    * `transient`: the payload is valid only during this call (a view of an encoder's buffer), so a
    * message that must wait gets a copy of its own.
    */
-  enqueue(topic: string, frames: [Uint8Array, Uint8Array], transient = false): boolean {
+  enqueue(topic: string, frames: [Uint8Array, Uint8Array], transient = false, handle?: TopicHandle): boolean {
     if (this.shut) {
       this.dropped++;
       return false;
     }
-    if (this.overflow.length > 0 || !this.write(topic, frames[0], frames[1])) {
+    if (this.overflow.length > 0 || !this.write(topic, frames[0], frames[1], handle)) {
       // Topic frames are cached per topic and never change; slab payloads stay valid.
       this.overflow.push([topic, frames[0], transient ? frames[1].slice() : frames[1]]);
       this.waitForRoom();
@@ -236,8 +244,8 @@ export class ThreadSender {
   };
 
   /** Writes one record at the head; false when the ring has no room for it now. */
-  private write(topic: string, topicFrame: Uint8Array, payload: Uint8Array): boolean {
-    let id = this.topicIds.get(topic);
+  private write(topic: string, topicFrame: Uint8Array, payload: Uint8Array, handle?: TopicHandle): boolean {
+    let id = handle !== undefined && handle.senderGen === this.topicGen ? handle.senderId : this.topicIds.get(topic);
     const tlen = id === undefined ? topicFrame.length : 0;
     const need = RECORD_HEADER + align4(tlen) + align4(payload.length);
     if (need + RECORD_HEADER > this.cap) throw new RangeError(`a message of ${need} bytes does not fit the publisher's ring of ${this.cap}`);
@@ -259,9 +267,14 @@ export class ThreadSender {
       if (this.nextTopicId === this.topicIdLimit) {
         this.topicIds.clear();
         this.nextTopicId = 0;
+        this.topicGen++;
       }
       id = this.nextTopicId++;
       this.topicIds.set(topic, id);
+    }
+    if (handle !== undefined) {
+      handle.senderId = id;
+      handle.senderGen = this.topicGen;
     }
     const w = head >> 2;
     this.ringI32[w] = id;

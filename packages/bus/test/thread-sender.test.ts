@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Subscriber } from 'zeromq';
-import { FlatEncoder, topics } from '@polybot/protocol';
+import { FlatEncoder, topics, type MapWriter } from '@polybot/protocol';
 import { waitFor, sleep } from '@polybot/testkit';
 import { BusPublisher, prepareEndpoint } from '../src/index.js';
 import { busTestEnv, price, pricePair } from './harness.js';
@@ -85,6 +85,57 @@ describe('publisher with a sender thread', () => {
     await waitFor(() => bids.length >= N, { what: 'every written message', timeoutMs: 20_000 });
     expect(bids).toEqual(Array.from({ length: N }, (_, i) => (i + 1) / 1e6));
     expect(sub.stats.invalid).toBe(0);
+  });
+
+  it('topic handles keep their ids only while the table holds them, and a handle of another publisher is not used', async () => {
+    prepareEndpoint(env.ep['prices.pub']);
+    const sender = new ThreadSender({ endpoint: env.ep['prices.pub'], mode: 'bind', sendHighWaterMark: 0, topicIds: 2, onError: () => {} });
+    await sender.start();
+    closers.push(() => sender.close());
+    const sub = new Subscriber({ receiveHighWaterMark: 0 });
+    sub.connect(env.ep['prices.pub']);
+    sub.subscribe('h');
+    closers.push(() => sub.close());
+    const got: string[] = [];
+    let warm = 0;
+    void (async () => {
+      for await (const [t, p] of sub) {
+        if (t!.toString() === 'h.warm') warm++;
+        else got.push(`${t!.toString()}:${p![0]}`);
+      }
+    })().catch(() => {});
+    await waitFor(() => {
+      sender.enqueue('h.warm', [Buffer.from('h.warm'), new Uint8Array([0])]);
+      return warm > 0;
+    }, { what: 'subscriber to join' });
+    // Five topics through a table of two: ids start over again and again; each handle caches one.
+    const names = ['h.a', 'h.b', 'h.c', 'h.d', 'h.e'];
+    const handles = names.map(() => ({ senderId: -1, senderGen: -1 }));
+    const want: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      const k = (i * 7) % 5;
+      expect(sender.enqueue(names[k]!, [Buffer.from(names[k]!), new Uint8Array([i & 0xff])], false, handles[k])).toBe(true);
+      want.push(`${names[k]}:${i & 0xff}`);
+    }
+    expect(await sender.drain(10_000)).toBe(true);
+    await waitFor(() => got.length >= want.length, { what: 'every message' });
+    expect(got).toEqual(want);
+
+    // A publisher ignores a handle it did not make (and one for another topic).
+    const { pub, sub: bsub, bids } = await pricePair(env, 'hp', { validate: false, sendThread: true });
+    const other = new BusPublisher({ endpoint: 'ipc:///nonexistent/never-bound', mode: 'bind', src: 'x' });
+    const head = FlatEncoder.entries({ type: 'price', token_id: 'hp', market: '0xabc' });
+    const k = (name: string) => FlatEncoder.key(name);
+    const write = (bid: number) => (w: MapWriter) => {
+      w.entries(head).field(k('bid')).number(bid).field(k('ask')).number(0.9).field(k('mid')).nil();
+      w.field(k('bid_size')).number(1).field(k('ask_size')).number(2).field(k('venue_ts')).number(5);
+    };
+    expect(pub.publishWritten(topics.price('hp'), write(0.1), pub.topic(topics.price('hp')))).toBe(true);
+    expect(pub.publishWritten(topics.price('hp'), write(0.2), other.topic(topics.price('hp')))).toBe(true);
+    expect(pub.publishWritten(topics.price('hp'), write(0.3), pub.topic(topics.price('elsewhere')))).toBe(true);
+    await waitFor(() => bids.length >= 3, { what: 'three prices' });
+    expect(bids).toEqual([0.1, 0.2, 0.3]);
+    expect(bsub.stats.invalid).toBe(0);
   });
 
   it('a bind that fails says so', async () => {

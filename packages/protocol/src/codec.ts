@@ -141,6 +141,11 @@ export class Codec {
     /** The payload as a view of the encoder's buffer, valid until the next encode (see FlatEncoder.end). */
     transient = false,
   ): [Buffer, Uint8Array] {
+    return [this.topicFrame(topic), this.writePayload(write, envelope, transient)];
+  }
+
+  /** `encodeWritten`'s payload alone, for a caller that holds the topic's frame. */
+  writePayload(write: (w: MapWriter) => void, envelope: Record<string, unknown> | ((w: MapWriter) => void), transient = false): Uint8Array {
     const w = this.flat.begin();
     write(w);
     let payload: Uint8Array | undefined;
@@ -149,7 +154,7 @@ export class Codec {
       payload = w.end(undefined, transient);
     } else payload = w.end(envelope, transient);
     if (!payload) throw new TypeError('envelope holds a value msgpack maps on the bus cannot carry');
-    return [this.topicFrame(topic), payload];
+    return payload;
   }
 
   /** Topic frames repeat (one per token): reuse their bytes. ZeroMQ copies them on send. */

@@ -38,8 +38,11 @@ export interface TokenInfo {
 }
 
 export type Publish = <M extends BusMessage>(topic: string, msg: Unstamped<M>) => boolean;
-/** Publishes a message written entry by entry (BusPublisher.publishWritten). */
-export type PublishWritten = (topic: string, write: (w: MapWriter) => void) => boolean;
+/**
+ * Publishes a message written entry by entry (BusPublisher.publishWritten); `handle` is what
+ * `topicHandle` gave for the topic, if anything.
+ */
+export type PublishWritten = (topic: string, write: (w: MapWriter) => void, handle?: unknown) => boolean;
 
 export interface BookKeeperOptions {
   publish: Publish;
@@ -49,6 +52,8 @@ export interface BookKeeperOptions {
    * object or its level arrays.
    */
   publishWritten?: PublishWritten;
+  /** Resolves a price or depth topic once per token for `publishWritten` (BusPublisher.topic). */
+  topicHandle?: (topic: string) => unknown;
   /** Asks for a fresh REST snapshot of a token; its answer comes back as a `rest` book event. */
   requestSnapshot: (tokenId: string, reason: string) => void;
   /** Most often `book.<token>` depth is published per token (ms of pipeline time); 0 = every change. */
@@ -84,6 +89,9 @@ interface BookState {
   priceTopic: string;
   bookTopic: string;
   tradeTopic: string;
+  /** `topicHandle` of the price and depth topics, resolved at their first message. */
+  priceHandle: unknown;
+  bookHandle: unknown;
   /** The book's tick size as last parsed for depth messages. */
   tickText?: string;
   tick: number;
@@ -228,6 +236,8 @@ export class BookKeeper {
           priceTopic: topics.price(id),
           bookTopic: topics.book(id),
           tradeTopic: topics.trade(id),
+          priceHandle: undefined,
+          bookHandle: undefined,
           tick: 0,
         });
       }
@@ -615,7 +625,7 @@ export class BookKeeper {
         pw.askSize = t.askSize;
         pw.venueTs = b.venueTs;
         pw.recvTs = recvTs;
-        if (written(st.priceTopic, this.writePrice)) this.counters.published_prices++;
+        if (written(st.priceTopic, this.writePrice, (st.priceHandle ??= this.opts.topicHandle?.(st.priceTopic)))) this.counters.published_prices++;
       } else {
         const price: Unstamped<PriceMessage> = {
           type: 'price',
@@ -663,7 +673,7 @@ export class BookKeeper {
       dw.book = b;
       dw.tick = tick;
       dw.hash = hash;
-      const ok = written(st.bookTopic, this.writeDepth);
+      const ok = written(st.bookTopic, this.writeDepth, (st.bookHandle ??= this.opts.topicHandle?.(st.bookTopic)));
       dw.book = undefined;
       if (ok) this.counters.published_books++;
       return;

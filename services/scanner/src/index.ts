@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { BusPublisher, BusReplier, RpcFailure } from '@polybot/bus';
+import { BusPublisher, BusReplier, RpcFailure, type PublishTopic } from '@polybot/bus';
 import { venueUrls, type Service, type ServiceContext } from '@polybot/core';
 import { GammaClient, type MarketInfo, type MarketWsStatus } from '@polybot/polymarket';
 import { Codec, type BusMessage, type RpcResult, type Unstamped } from '@polybot/protocol';
@@ -161,7 +161,8 @@ export function createScannerService(ctx: ServiceContext<ScannerConfig>): Scanne
 
   const books = new BookKeeper({
     publish,
-    publishWritten: (topic, write) => publisher?.publishWritten(topic, write) ?? false,
+    publishWritten: (topic, write, handle) => publisher?.publishWritten(topic, write, handle as PublishTopic | undefined) ?? false,
+    topicHandle: (topic) => publisher?.topic(topic),
     requestSnapshot: (id) => requestSnapshot(id),
     bookIntervalMs: cfg.POLYBOT_SCANNER_BOOK_INTERVAL_MS,
     depth: cfg.POLYBOT_SCANNER_BOOK_DEPTH,
