@@ -374,9 +374,11 @@ export class BookKeeper {
 
   private onPriceChange(ev: NPriceChange): void {
     // A frame touches one or two books: short arrays beat a Set and a Map per frame, and the same
-    // three arrays serve every frame (nothing below comes back here).
+    // three arrays serve every frame (nothing below comes back here), filled up to a count (setting
+    // an array's length is a runtime call).
     const { touched, lastTop, lastTopCh } = this.scratch;
-    touched.length = lastTop.length = lastTopCh.length = 0;
+    let nTouched = 0;
+    let nLast = 0;
     for (const ch of ev.changes) {
       const st = this.stateOf(ch.token);
       if (!st) continue;
@@ -411,17 +413,18 @@ export class BookKeeper {
         continue;
       }
       b.applyChange(ch.side, ch.price, ch.size, ev.venueTs, ch.hash);
-      if (!touched.includes(st)) touched.push(st);
+      let t = 0;
+      while (t < nTouched && touched[t] !== st) t++;
+      if (t === nTouched) touched[nTouched++] = st;
       if (ch.bestBid !== undefined || ch.bestAsk !== undefined) {
-        const at = lastTop.indexOf(st);
-        if (at < 0) {
-          lastTop.push(st);
-          lastTopCh.push(ch);
-        } else lastTopCh[at] = ch;
+        let at = 0;
+        while (at < nLast && lastTop[at] !== st) at++;
+        if (at === nLast) lastTop[nLast++] = st;
+        lastTopCh[at] = ch;
       }
     }
     // The venue states each asset's top after the change; only the last item of an asset is final.
-    for (let i = 0; i < lastTop.length; i++) {
+    for (let i = 0; i < nLast; i++) {
       const st = lastTop[i]!;
       const ch = lastTopCh[i]!;
       if (st.book.trusted && !this.topMatches(st.book, ch.bestBid, ch.bestAsk) && !st.book.isCrossed()) {
@@ -430,7 +433,8 @@ export class BookKeeper {
         this.opts.requestSnapshot(st.book.tokenId, 'top_mismatch');
       }
     }
-    for (const st of touched) {
+    for (let i = 0; i < nTouched; i++) {
+      const st = touched[i]!;
       if (st.book.isCrossed()) {
         if (st.book.trusted) {
           this.counters.crossed++;

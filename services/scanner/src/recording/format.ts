@@ -609,6 +609,7 @@ class ColumnCursor {
   private hexAt = 0;
   private hexRun = '';
   private hexRunAt = 0;
+  private intText = '';
 
   constructor(
     readonly name: string,
@@ -629,8 +630,12 @@ class ColumnCursor {
   next(): string {
     if (this.left-- <= 0) throw new BadBlock('column underrun');
     switch (this.mode) {
-      case M_INT:
-        return String((this.prev += unzigzag(this.inp.varint())));
+      case M_INT: {
+        // Runs of equal values (frames of one millisecond share its timestamp) share one text.
+        const d = unzigzag(this.inp.varint());
+        if (d !== 0 || this.intText === '') this.intText = String((this.prev += d));
+        return this.intText;
+      }
       case M_DICT: {
         const s = this.dict![this.inp.varint()];
         if (s === undefined) throw new BadBlock('bad dictionary index');
