@@ -1,4 +1,4 @@
-import { Encoder } from '@msgpack/msgpack';
+import { decode, Encoder } from '@msgpack/msgpack';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FlatEncoder } from '../src/fast-msgpack.js';
@@ -100,6 +100,28 @@ describe('FlatEncoder', () => {
         expect(a).toEqual(Buffer.from(reference.encode({ x: m / 1_000_000 })));
       }),
       { numRuns: 3000 },
+    );
+  });
+
+  it('writes micros pairs as arrays of pairs, in either direction, across buffer growth', () => {
+    const enc = new FlatEncoder();
+    const key = FlatEncoder.key('levels');
+    const micros = fc.oneof(fc.integer({ min: 0, max: 1_000_000 }), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(micros, micros), { maxLength: 300 }), fc.boolean(), fc.nat(), (levels, descending, cut) => {
+        const a = levels.map((l) => l[0]);
+        const b = levels.map((l) => l[1]);
+        const n = levels.length === 0 ? 0 : cut % (levels.length + 1);
+        const start = descending ? levels.length - 1 : 0;
+        const want = Array.from({ length: n }, (_, i) => {
+          const j = descending ? start - i : start + i;
+          return [a[j]! / 1_000_000, b[j]! / 1_000_000];
+        });
+        const got = Buffer.from(enc.begin().field(key).microsPairs(a, b, start, n, descending ? -1 : 1).end()!);
+        expect(got).toEqual(Buffer.from(reference.encode({ levels: want })));
+        expect(decode(got)).toEqual({ levels: want });
+      }),
+      { numRuns: 500 },
     );
   });
 });

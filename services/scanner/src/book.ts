@@ -258,16 +258,14 @@ export class L2Book {
    * One side's first `depth` levels as `levels` gives them, written as a msgpack array of
    * [price, size] pairs: a depth message straight from the book.
    */
-  writeLevels(w: Pick<MapWriter, 'array' | 'micros'>, which: 'bids' | 'asks', depth: number): void {
+  writeLevels(w: Pick<MapWriter, 'microsPairs'>, which: 'bids' | 'asks', depth: number): void {
     const bids = which === 'bids';
     const { prices, sizeAt } = bids ? this.bidSide : this.askSide;
     const k = prices.length;
     const n = Math.min(depth, k);
-    w.array(n);
-    for (let i = 0; i < n; i++) {
-      const j = bids ? k - 1 - i : i;
-      w.array(2).micros(prices[j]!).micros(sizeAt[j]!);
-    }
+    // Bids are stored ascending and sent best (highest) first.
+    if (bids) w.microsPairs(prices, sizeAt, k - 1, n, -1);
+    else w.microsPairs(prices, sizeAt, 0, n, 1);
   }
 
   /** Up to `depth` levels per side, best first (bids descending, asks ascending). */
