@@ -77,30 +77,33 @@ export class ReplayRun {
     const wallStart = Date.now();
     let sinceYield = 0;
     try {
-      for (const rec of this.reader.records({ parsed: true })) {
-        if (this.stopRequested) break;
-        const ts = rec.recvTs;
-        firstTs ??= ts;
-        if (this.speed > 0) {
-          const due = wallStart + (ts - firstTs) / this.speed;
-          const wait = due - Date.now();
-          if (wait > 1) {
-            await new Promise((r) => setTimeout(r, Math.min(wait, 1000)));
-            // Re-check after long waits so a stop is honoured promptly.
-            while (!this.stopRequested && due - Date.now() > 1) await new Promise((r) => setTimeout(r, Math.min(due - Date.now(), 1000)));
+      for await (const block of this.reader.blockRecords({ parsed: true })) {
+        for (const rec of block) {
+          if (this.stopRequested) break;
+          const ts = rec.recvTs;
+          firstTs ??= ts;
+          if (this.speed > 0) {
+            const due = wallStart + (ts - firstTs) / this.speed;
+            const wait = due - Date.now();
+            if (wait > 1) {
+              await new Promise((r) => setTimeout(r, Math.min(wait, 1000)));
+              // Re-check after long waits so a stop is honoured promptly.
+              while (!this.stopRequested && due - Date.now() > 1) await new Promise((r) => setTimeout(r, Math.min(due - Date.now(), 1000)));
+              sinceYield = 0;
+            }
+          }
+          if (ts > this.position) {
+            this.position = ts;
+            this.hooks.clock(ts);
+          }
+          this.dispatch(rec);
+          this.done++;
+          if (++sinceYield >= YIELD_EVERY) {
             sinceYield = 0;
+            await new Promise((r) => setImmediate(r));
           }
         }
-        if (ts > this.position) {
-          this.position = ts;
-          this.hooks.clock(ts);
-        }
-        this.dispatch(rec);
-        this.done++;
-        if (++sinceYield >= YIELD_EVERY) {
-          sinceYield = 0;
-          await new Promise((r) => setImmediate(r));
-        }
+        if (this.stopRequested) break;
       }
       this.state = this.stopRequested ? 'stopped' : 'done';
     } catch (err) {

@@ -26,7 +26,7 @@
  * (checked on encode), and a column mode only takes values it reproduces exactly; other frames are
  * stored verbatim (UTF-16 if they hold lone surrogates), so reading gives back the same strings.
  */
-import { brotliCompressSync, brotliDecompressSync, constants as zc, crc32, createBrotliCompress, type BrotliCompress } from 'node:zlib';
+import { brotliCompressSync, brotliDecompress, brotliDecompressSync, constants as zc, crc32, createBrotliCompress, type BrotliCompress, type BrotliOptions } from 'node:zlib';
 import { decode as msgpackDecode } from '@msgpack/msgpack';
 import type { FrameSource, RecordingRecord } from '../pipeline/types.js';
 import { plainText, templateBuilder, type TemplateBuilder } from './template-value.js';
@@ -1199,31 +1199,60 @@ export interface ChainBlock {
  * bodies, or null if the chain does not decompress to the lengths the headers promise.
  */
 export function decompressChain(blocks: readonly ChainBlock[]): Buffer[] | null {
-  if (blocks.length === 0) return [];
-  const first = blocks[0]!.header;
+  const job = chainJob(blocks);
+  if (job === null || Array.isArray(job)) return job;
   try {
-    if (first.compression === COMPRESSION_NONE && blocks.length === 1) {
-      return first.bodyBytes === first.compressedBytes ? [blocks[0]!.data.subarray(0, first.compressedBytes)] : null;
-    }
-    let total = 0;
-    for (const b of blocks) {
-      if (b.header.compression !== COMPRESSION_BROTLI) return null;
-      total += b.header.bodyBytes;
-    }
-    const comp = blocks.length === 1 ? blocks[0]!.data.subarray(0, first.compressedBytes) : Buffer.concat(blocks.map((b) => b.data.subarray(0, b.header.compressedBytes)));
-    // The chain's stream is never finished (the writer only flushes), so decode up to the last flush.
-    const out = brotliDecompressSync(comp, { finishFlush: zc.BROTLI_OPERATION_FLUSH, maxOutputLength: Math.max(1, total) });
-    if (out.length !== total) return null;
-    const bodies: Buffer[] = [];
-    let off = 0;
-    for (const b of blocks) {
-      bodies.push(out.subarray(off, off + b.header.bodyBytes));
-      off += b.header.bodyBytes;
-    }
-    return bodies;
+    return splitChain(blocks, brotliDecompressSync(job.comp, job.opts));
   } catch {
     return null;
   }
+}
+
+/**
+ * `decompressChain` on libuv's thread pool: a replay reads one chain while the next is
+ * decompressed on another core.
+ */
+export function decompressChainAsync(blocks: readonly ChainBlock[]): Promise<Buffer[] | null> {
+  const job = chainJob(blocks);
+  if (job === null || Array.isArray(job)) return Promise.resolve(job);
+  return new Promise((resolve) => {
+    try {
+      brotliDecompress(job.comp, job.opts, (err, out) => resolve(err ? null : splitChain(blocks, out)));
+    } catch {
+      resolve(null);
+    }
+  });
+}
+
+/** What decompressing a chain takes, or its bodies / null when nothing needs decompressing. */
+function chainJob(blocks: readonly ChainBlock[]): Buffer[] | null | { comp: Buffer; opts: BrotliOptions } {
+  if (blocks.length === 0) return [];
+  const first = blocks[0]!.header;
+  if (first.compression === COMPRESSION_NONE && blocks.length === 1) {
+    return first.bodyBytes === first.compressedBytes ? [blocks[0]!.data.subarray(0, first.compressedBytes)] : null;
+  }
+  let total = 0;
+  for (const b of blocks) {
+    if (b.header.compression !== COMPRESSION_BROTLI) return null;
+    total += b.header.bodyBytes;
+  }
+  const comp = blocks.length === 1 ? blocks[0]!.data.subarray(0, first.compressedBytes) : Buffer.concat(blocks.map((b) => b.data.subarray(0, b.header.compressedBytes)));
+  // The chain's stream is never finished (the writer only flushes), so decode up to the last flush.
+  return { comp, opts: { finishFlush: zc.BROTLI_OPERATION_FLUSH, maxOutputLength: Math.max(1, total) } };
+}
+
+/** A chain's decompressed stream cut into its blocks' bodies; null if its length is not theirs. */
+function splitChain(blocks: readonly ChainBlock[], out: Buffer): Buffer[] | null {
+  let total = 0;
+  for (const b of blocks) total += b.header.bodyBytes;
+  if (out.length !== total) return null;
+  const bodies: Buffer[] = [];
+  let off = 0;
+  for (const b of blocks) {
+    bodies.push(out.subarray(off, off + b.header.bodyBytes));
+    off += b.header.bodyBytes;
+  }
+  return bodies;
 }
 
 /** Decodes one block body (from `decompressChain`) into records, or null if it does not parse. */

@@ -26,12 +26,18 @@ import {
   blockDataOk,
   BodyDecoder,
   decodeBlockBody,
+  decompressChainAsync,
   decompressChain,
   isSegmentHeader,
   readBlockHeader,
   type BlockHeader,
   type ChainBlock,
 } from './format.js';
+
+type ChainBody = { header: BlockHeader; body: Buffer; data: Buffer };
+
+/** Whether a block may hold records in [from, to] (a block without valid times always may). */
+const inRange = (h: BlockHeader, from: number, to: number) => (h.maxTs >= from && h.minTs <= to) || Number.isNaN(h.minTs) || Number.isNaN(h.maxTs);
 
 export const INDEX_FILE = 'index.json';
 export const LOCK_FILE = 'writer.lock';
@@ -398,8 +404,8 @@ export class RecordingReader {
     return this.segs;
   }
 
-  /** Every block with records in range, decompressed, in order; chains that fail are counted. */
-  private *bodies(from: number, to: number): Generator<{ header: BlockHeader; body: Buffer; data: Buffer }> {
+  /** Every chain of blocks with records in range, cut after its last such block, in order. */
+  private *chains(from: number, to: number): Generator<ChainBlock[]> {
     for (const seg of this.segs) {
       if (seg.lastTs !== null && seg.lastTs < from) continue;
       if (seg.firstTs !== null && seg.firstTs > to) continue;
@@ -410,7 +416,6 @@ export class RecordingReader {
         continue;
       }
       try {
-        const inRange = (h: BlockHeader) => (h.maxTs >= from && h.minTs <= to) || Number.isNaN(h.minTs) || Number.isNaN(h.maxTs);
         for (const ev of chainsOf(walkSegment(fd, () => true))) {
           if (ev.kind === 'corrupt') {
             this.corruptBlocksSeen += ev.count;
@@ -419,25 +424,49 @@ export class RecordingReader {
           // Decompress only up to the last block that has records in range.
           let last = -1;
           ev.blocks.forEach((b, i) => {
-            if (inRange(b.header)) last = i;
+            if (inRange(b.header, from, to)) last = i;
           });
-          if (last < 0) continue;
-          const chain = ev.blocks.slice(0, last + 1);
-          const bodies = decompressChain(chain);
-          if (!bodies) {
-            this.corruptBlocksSeen += chain.length;
-            continue;
-          }
-          for (let i = 0; i < chain.length; i++) {
-            const b = chain[i]!;
-            if (!inRange(b.header)) continue;
-            yield { header: b.header, body: bodies[i]!, data: b.data };
-          }
+          if (last >= 0) yield ev.blocks.slice(0, last + 1);
         }
       } finally {
         closeSync(fd);
       }
     }
+  }
+
+  /** A decompressed chain's blocks with records in range; a chain that failed is counted. */
+  private *chainBodies(chain: ChainBlock[], bodies: Buffer[] | null, from: number, to: number): Generator<ChainBody> {
+    if (!bodies) {
+      this.corruptBlocksSeen += chain.length;
+      return;
+    }
+    for (let i = 0; i < chain.length; i++) {
+      const b = chain[i]!;
+      if (inRange(b.header, from, to)) yield { header: b.header, body: bodies[i]!, data: b.data };
+    }
+  }
+
+  /** Every block with records in range, decompressed, in order. */
+  private *bodies(from: number, to: number): Generator<ChainBody> {
+    for (const chain of this.chains(from, to)) yield* this.chainBodies(chain, decompressChain(chain), from, to);
+  }
+
+  /** A block's records, each made as it is reached; a block that stops decoding is counted. */
+  private *bodyRecords({ header, body, data }: ChainBody, opts: ReadOptions, from: number, to: number): Generator<RecordingRecord> {
+    const all = opts.fromTs === undefined && opts.toTs === undefined;
+    const stored = data.subarray(header.compressedBytes, header.compressedBytes + header.storedBytes);
+    let n = 0;
+    try {
+      const dec = new BodyDecoder(body, stored, opts.parsed === true);
+      for (let r = dec.next(); r !== null; r = dec.next()) {
+        n++;
+        if (all || (r.recvTs >= from && r.recvTs <= to)) yield r;
+      }
+    } catch {
+      this.corruptBlocksSeen++;
+      return;
+    }
+    if (n !== header.records) this.corruptBlocksSeen++;
   }
 
   /** Records in per-block arrays, in order. */
@@ -464,22 +493,24 @@ export class RecordingReader {
   *records(opts: ReadOptions = {}): Generator<RecordingRecord> {
     const from = opts.fromTs ?? -Infinity;
     const to = opts.toTs ?? Infinity;
-    const all = opts.fromTs === undefined && opts.toTs === undefined;
-    for (const { header, body, data } of this.bodies(from, to)) {
-      const stored = data.subarray(header.compressedBytes, header.compressedBytes + header.storedBytes);
-      let n = 0;
-      try {
-        const dec = new BodyDecoder(body, stored, opts.parsed === true);
-        for (let r = dec.next(); r !== null; r = dec.next()) {
-          n++;
-          if (all || (r.recvTs >= from && r.recvTs <= to)) yield r;
-        }
-      } catch {
-        this.corruptBlocksSeen++;
-        continue;
-      }
-      if (n !== header.records) this.corruptBlocksSeen++;
+    for (const body of this.bodies(from, to)) yield* this.bodyRecords(body, opts, from, to);
+  }
+
+  /**
+   * `records()` a block at a time, for a replay: while one chain of blocks is read, the next is
+   * decompressed on libuv's thread pool (another core). Each block's records are made as they are
+   * reached, as with `records()`.
+   */
+  async *blockRecords(opts: ReadOptions = {}): AsyncGenerator<Iterable<RecordingRecord>> {
+    const from = opts.fromTs ?? -Infinity;
+    const to = opts.toTs ?? Infinity;
+    let ahead: { chain: ChainBlock[]; bodies: Promise<Buffer[] | null> } | undefined;
+    for (const chain of this.chains(from, to)) {
+      const next = { chain, bodies: decompressChainAsync(chain) };
+      if (ahead) for (const body of this.chainBodies(ahead.chain, await ahead.bodies, from, to)) yield this.bodyRecords(body, opts, from, to);
+      ahead = next;
     }
+    if (ahead) for (const body of this.chainBodies(ahead.chain, await ahead.bodies, from, to)) yield this.bodyRecords(body, opts, from, to);
   }
 
   /** As `records()`, yielding to the event loop after every block. */
