@@ -4,10 +4,38 @@ import { FlatEncoder, topics, type MapWriter } from '@polybot/protocol';
 import { waitFor, sleep } from '@polybot/testkit';
 import { BusPublisher, prepareEndpoint } from '../src/index.js';
 import { busTestEnv, price, pricePair } from './harness.js';
-import { ThreadSender } from '../src/thread-sender.js';
+import { ThreadSender, type ThreadSenderOptions } from '../src/thread-sender.js';
 
 const env = busTestEnv('pbthread');
 const closers = env.closers;
+
+/**
+ * A sender thread on prices.pub with a subscriber to `prefix` that has joined (a PUB socket sends
+ * nothing to a subscriber it does not know yet); `got` collects `topic:show(payload)` after that.
+ */
+async function joinedSender(prefix: string, opts: Partial<ThreadSenderOptions>, show: (payload: Buffer) => string) {
+  prepareEndpoint(env.ep['prices.pub']);
+  const sender = new ThreadSender({ endpoint: env.ep['prices.pub'], mode: 'bind', sendHighWaterMark: 0, onError: () => {}, ...opts });
+  await sender.start();
+  closers.push(() => sender.close());
+  const sub = new Subscriber({ receiveHighWaterMark: 0 });
+  sub.connect(env.ep['prices.pub']);
+  sub.subscribe(prefix);
+  closers.push(() => sub.close());
+  const got: string[] = [];
+  let warm = 0;
+  void (async () => {
+    for await (const [t, p] of sub) {
+      if (t!.toString() === `${prefix}.warm`) warm++;
+      else got.push(`${t!.toString()}:${show(p!)}`);
+    }
+  })().catch(() => {});
+  await waitFor(() => {
+    sender.enqueue(`${prefix}.warm`, [Buffer.from(`${prefix}.warm`), new Uint8Array(1)]);
+    return warm > 0;
+  }, { what: 'subscriber to join' });
+  return { sender, got };
+}
 
 describe('publisher with a sender thread', () => {
   it('delivers a burst from one synchronous loop whole and in order, drains, and refuses after close', async () => {
@@ -28,27 +56,7 @@ describe('publisher with a sender thread', () => {
 
   it('wraps a small ring, reuses topic ids, and holds what does not fit, in order, with messages of every size', async () => {
     const errors: unknown[] = [];
-    prepareEndpoint(env.ep['prices.pub']);
-    const sender = new ThreadSender({ endpoint: env.ep['prices.pub'], mode: 'bind', sendHighWaterMark: 0, ringBytes: 4096, topicIds: 5, onError: (e) => errors.push(e) });
-    await sender.start();
-    closers.push(() => sender.close());
-    const sub = new Subscriber({ receiveHighWaterMark: 0 });
-    sub.connect(env.ep['prices.pub']);
-    sub.subscribe('t');
-    closers.push(() => sub.close());
-    const got: string[] = [];
-    let warm = 0;
-    const loop = (async () => {
-      for await (const [t, p] of sub) {
-        if (t!.toString() === 't.warm') warm++;
-        else got.push(`${t!.toString()}:${p!.length}:${p![p!.length - 1] ?? -1}`);
-      }
-    })().catch(() => {});
-    // Join first: a PUB socket sends nothing to a subscriber it does not know yet.
-    await waitFor(() => {
-      sender.enqueue('t.warm', [Buffer.from('t.warm'), new Uint8Array(1)]);
-      return warm > 0;
-    }, { what: 'subscriber to join' });
+    const { sender, got } = await joinedSender('t', { ringBytes: 4096, topicIds: 5, onError: (e) => errors.push(e) }, (p) => `${p.length}:${p[p.length - 1] ?? -1}`);
     const want: string[] = [];
     for (let i = 0; i < 5000; i++) {
       const topic = Buffer.from(`t.${i % 7}`.padEnd(1 + (i % 13), 'x'));
@@ -64,7 +72,6 @@ describe('publisher with a sender thread', () => {
     expect(sender.failed).toBe(0);
     expect(errors).toEqual([]);
     await sender.close();
-    void loop;
   });
 
   it('written messages go from the encoder straight into a small ring; those that must wait keep their own bytes', async () => {
@@ -88,26 +95,7 @@ describe('publisher with a sender thread', () => {
   });
 
   it('topic handles keep their ids only while the table holds them, and a handle of another publisher is not used', async () => {
-    prepareEndpoint(env.ep['prices.pub']);
-    const sender = new ThreadSender({ endpoint: env.ep['prices.pub'], mode: 'bind', sendHighWaterMark: 0, topicIds: 2, onError: () => {} });
-    await sender.start();
-    closers.push(() => sender.close());
-    const sub = new Subscriber({ receiveHighWaterMark: 0 });
-    sub.connect(env.ep['prices.pub']);
-    sub.subscribe('h');
-    closers.push(() => sub.close());
-    const got: string[] = [];
-    let warm = 0;
-    void (async () => {
-      for await (const [t, p] of sub) {
-        if (t!.toString() === 'h.warm') warm++;
-        else got.push(`${t!.toString()}:${p![0]}`);
-      }
-    })().catch(() => {});
-    await waitFor(() => {
-      sender.enqueue('h.warm', [Buffer.from('h.warm'), new Uint8Array([0])]);
-      return warm > 0;
-    }, { what: 'subscriber to join' });
+    const { sender, got } = await joinedSender('h', { topicIds: 2 }, (p) => String(p[0]));
     // Five topics through a table of two: ids start over again and again; each handle caches one.
     const names = ['h.a', 'h.b', 'h.c', 'h.d', 'h.e'];
     const handles = names.map(() => ({ senderId: -1, senderGen: -1 }));
