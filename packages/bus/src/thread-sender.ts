@@ -107,7 +107,8 @@ async function run() {
   sock.close();
   parentPort.postMessage({ closed: true });
 }
-run();
+// A failure of the loop itself (not a send) ends the thread with an error the publisher reports.
+run().catch((err) => process.nextTick(() => { throw err; }));
 `;
 
 /** Where a caller caches a topic's id (BusPublisher's PublishTopic). */
