@@ -469,6 +469,15 @@ describe('recording format', () => {
     }
     expect((await readAll(dir)).records.length).toBe(recs.length);
     expect(reader.corruptBlocksSeen).toBe(0);
+    // A replay stopped part way closes the segment it was reading.
+    const openFds = () => readdirSync('/proc/self/fd').length;
+    const before = openFds();
+    for await (const block of reader.blockRecords()) {
+      for (const r of block) void r;
+      expect(openFds()).toBeGreaterThan(before);
+      break;
+    }
+    expect(openFds()).toBe(before);
   });
 
   it('is at least ten times smaller than JSON lines on synthetic market data', async () => {

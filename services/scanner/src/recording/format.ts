@@ -935,13 +935,10 @@ function rebuildsTo(t: Template, values: string[], text: string): boolean {
  * frames come with their JSON value built from the columns and their text only made if read.
  */
 export function decodeBody(body: Buffer, storedBuf: Buffer, parsed = false): RecordingRecord[] {
-  return Array.from(bodyRecords(body, storedBuf, parsed));
-}
-
-/** `decodeBody` one record at a time (see BodyDecoder). */
-export function* bodyRecords(body: Buffer, storedBuf: Buffer, parsed = false): Generator<RecordingRecord> {
   const dec = new BodyDecoder(body, storedBuf, parsed);
-  for (let r = dec.next(); r !== null; r = dec.next()) yield r;
+  const out: RecordingRecord[] = [];
+  for (let r = dec.next(); r !== null; r = dec.next()) out.push(r);
+  return out;
 }
 
 type ReadTemplate = { parts: string[]; cols: ColumnCursor[]; build: TemplateBuilder['plain'] | null };

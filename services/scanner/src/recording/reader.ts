@@ -10,7 +10,9 @@
  * - `reader.records({ fromTs?, toTs? })` → synchronous iterator over records of all segments, in
  *   order, each made as it is reached (what a replay wants: only the record in hand is alive);
  *   `reader.blocks()` the same in per-block arrays;
- *   `reader.recordsAsync()` an async iterator that yields to the event loop between blocks.
+ *   `reader.blockRecords()` the same a block at a time, decompressing the next chain on libuv's
+ *   thread pool meanwhile (what a replay uses); `reader.recordsAsync()` an async iterator that
+ *   yields to the event loop between blocks.
  * - `reader.corruptBlocksSeen` → corrupt blocks met by the iterators so far (damage that left the
  *   file size unchanged, e.g. a flipped bit, only shows up here).
  * Bad bytes in a file are skipped and counted, never thrown.
@@ -504,19 +506,24 @@ export class RecordingReader {
   async *blockRecords(opts: ReadOptions = {}): AsyncGenerator<Iterable<RecordingRecord>> {
     const from = opts.fromTs ?? -Infinity;
     const to = opts.toTs ?? Infinity;
-    let ahead: { chain: ChainBlock[]; bodies: Promise<Buffer[] | null> } | undefined;
-    for (const chain of this.chains(from, to)) {
-      const next = { chain, bodies: decompressChainAsync(chain) };
-      if (ahead) for (const body of this.chainBodies(ahead.chain, await ahead.bodies, from, to)) yield this.bodyRecords(body, opts, from, to);
-      ahead = next;
+    const chains = this.chains(from, to);
+    const start = (c: IteratorResult<ChainBlock[]>) => (c.done ? undefined : { chain: c.value, bodies: decompressChainAsync(c.value) });
+    try {
+      for (let cur = start(chains.next()); cur !== undefined; ) {
+        const next = start(chains.next());
+        for (const body of this.chainBodies(cur.chain, await cur.bodies, from, to)) yield this.bodyRecords(body, opts, from, to);
+        cur = next;
+      }
+    } finally {
+      // A reader that stops early still closes the segment file.
+      chains.return(undefined);
     }
-    if (ahead) for (const body of this.chainBodies(ahead.chain, await ahead.bodies, from, to)) yield this.bodyRecords(body, opts, from, to);
   }
 
   /** As `records()`, yielding to the event loop after every block. */
   async *recordsAsync(opts: ReadOptions = {}): AsyncGenerator<RecordingRecord> {
-    for (const recs of this.blocks(opts)) {
-      yield* recs;
+    for await (const block of this.blockRecords(opts)) {
+      yield* block;
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
