@@ -34,8 +34,10 @@ afterAll(async () => {
 
 describe('the whole stack on the simulator', () => {
   it('reports every process in /api/health', async () => {
-    const h = await getJson<{ status: string; services: Record<string, { state: string; since: number }> }>(`${stack.api}/api/health`);
-    expect(h.status).toBe('ok');
+    // A service may report itself degraded for a moment on a loaded machine; judge once it has had time to recover.
+    await waitHealthy(stack, 30_000).catch(() => undefined);
+    const h = await getJson<{ status: string; services: Record<string, { state: string; since: number; message?: string }> }>(`${stack.api}/api/health`);
+    expect(h.status, JSON.stringify(h.services)).toBe('ok');
     for (const name of ['sim', 'bus', 'scanner', 'strategy:threshold', 'executor', 'analytics', 'api']) {
       expect(h.services[name]?.state, name).toBe('running');
       expect(typeof h.services[name]?.since).toBe('number');
