@@ -35,8 +35,8 @@ afterAll(async () => {
 describe('the whole stack on the simulator', () => {
   it('reports every process in /api/health', async () => {
     // A service may report itself degraded for a moment on a loaded machine; judge once it has had time to recover.
-    await waitHealthy(stack, 30_000).catch(() => undefined);
-    const h = await getJson<{ status: string; services: Record<string, { state: string; since: number; message?: string }> }>(`${stack.api}/api/health`);
+    type Health = { status: string; services: Record<string, { state: string; since: number; message?: string }> };
+    const h = ((await waitHealthy(stack, 30_000).catch(() => null)) as Health | null) ?? (await getJson<Health>(`${stack.api}/api/health`));
     expect(h.status, JSON.stringify(h.services)).toBe('ok');
     for (const name of ['sim', 'bus', 'scanner', 'strategy:threshold', 'executor', 'analytics', 'api']) {
       expect(h.services[name]?.state, name).toBe('running');
